@@ -1,0 +1,7 @@
+"""descentlab: many particles through loss landscapes under every common optimizer."""
+
+__version__ = "0.1.0"
+
+from .engine.run import Result, simulate  # noqa: E402
+
+__all__ = ["Result", "__version__", "simulate"]

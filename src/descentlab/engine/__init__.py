@@ -1,0 +1,1 @@
+"""Spec validation, the chunked engine loop, run files and sweeps."""

@@ -1,0 +1,215 @@
+"""The engine: a chunked time loop over a compiled kernel.
+
+:class:`Simulation` holds the state of a (shard of a) run - positions,
+optimizer state, status, counters - and advances it chunk by chunk; the
+in-memory :func:`simulate` and the HDF5 writer (:mod:`.store`) both drive it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._jit import math_function
+from ..kernels.common import RUNNING, STATUS_NAMES
+from ..kernels.compile import Kernels, build
+from .init import initial_positions
+from .spec import RunSpec, parse_spec
+
+#: Default steps per chunk: bounded so a chunk's records stay small and the
+#: progress bar moves; any value gives the same result.
+DEFAULT_CHUNK_STEPS = 1000
+
+
+def kernels_for(spec: RunSpec) -> Kernels:
+    """The (cached) compiled kernels of a spec's landscape x optimizer phases."""
+    steps, s_slices, h_slices = [], [], []
+    s0 = h0 = 0
+    for ph in spec.phases:
+        ns = max(1, len(ph.optimizer.state))
+        nh = len(ph.optimizer.pack(ph.hyper))
+        steps.append(ph.optimizer.step)
+        s_slices.append((s0, s0 + ns))
+        h_slices.append((h0, h0 + nh))
+        s0 += ns
+        h0 += nh
+    land = spec.landscape
+    return build(
+        land.value, land.grad, land.hess, tuple(steps), tuple(s_slices), tuple(h_slices),
+        any(ph.optimizer.needs_hessian for ph in spec.phases), spec.target,
+    )  # fmt: skip
+
+
+@dataclass
+class ChunkRecords:
+    """Records produced by one chunk: steps (R,), x (n, R, D), loss (n, R)."""
+
+    steps: np.ndarray
+    x: np.ndarray
+    loss: np.ndarray
+
+
+class Simulation:
+    """State of particles ``[start, stop)`` of a run, advanced in chunks.
+
+    Attributes (all modified as the run advances): ``x`` (D, n) positions,
+    ``state`` (S, D, n) optimizer state, ``status`` (n,) int8, ``stop_step``
+    (n,) int64, ``count`` (n,) int64, ``step`` the number of steps done.
+    """
+
+    def __init__(self, spec: RunSpec, start: int = 0, stop: int | None = None) -> None:
+        self.spec = spec
+        self.start = start
+        self.stop = spec.particles if stop is None else stop
+        if not 0 <= self.start < self.stop <= spec.particles:
+            raise ValueError(f"particle range [{start}, {stop}) outside [0, {spec.particles})")
+        self.dtype = np.dtype(spec.dtype)
+        self.kernels = kernels_for(spec)
+        n, dim = self.stop - self.start, spec.dim
+        ids = np.arange(self.start, self.stop, dtype=np.int64)
+        land = spec.landscape
+        init = initial_positions(spec.init, dim, ids, spec.seed, land.init_box)
+        self.init_x = np.ascontiguousarray(init.astype(self.dtype))  # (n, D)
+        self.x = np.ascontiguousarray(self.init_x.T)
+        self.state = np.concatenate(
+            [ph.optimizer.initial_state(ph.hyper, dim, n, self.dtype) for ph in spec.phases], axis=0
+        )
+        self.hyper = np.concatenate([ph.optimizer.pack(ph.hyper) for ph in spec.phases])
+        self.phase_start = np.array([ph.start for ph in spec.phases], dtype=np.int64)
+        self.phase_lr = np.array([float(ph.hyper["lr"]) for ph in spec.phases], dtype=np.float64)
+        self.lparams = land.pack(spec.landscape_params, dim).astype(self.dtype)
+        self.lrows = land.scratch_rows(dim)
+        self.orows = max(ph.optimizer.scratch_rows(dim) for ph in spec.phases)
+        self.status = np.zeros(n, dtype=np.int8)
+        self.stop_step = np.full(n, -1, dtype=np.int64)
+        self.count = np.zeros(n, dtype=np.int64)
+        self.step = 0
+        self.tol2 = float(spec.grad_tol) ** 2
+        self.bound = float(spec.bound)
+
+    @property
+    def n(self) -> int:
+        return self.stop - self.start
+
+    def evaluate(self, x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(loss (n,), grad_norm (n,)) at ``x`` (D, n), default the current positions."""
+        x = self.x if x is None else np.ascontiguousarray(x, dtype=self.dtype)
+        loss = np.empty(x.shape[1], self.dtype)
+        gn = np.empty(x.shape[1], self.dtype)
+        self.kernels.evaluate(x, self.lparams, self.lrows, loss, gn)
+        return loss, gn
+
+    def initial_records(self) -> ChunkRecords:
+        loss, _ = self.evaluate(np.ascontiguousarray(self.init_x.T))
+        return ChunkRecords(np.array([0]), self.init_x[:, None, :].copy(), loss[:, None].copy())
+
+    def advance(self, t1: int) -> ChunkRecords:
+        """Run steps ``[step, t1)``; returns the records of steps in ``(step, t1]``."""
+        t0 = self.step
+        re = self.spec.record_every
+        first, last = t0 // re + 1, t1 // re
+        n_rec = max(0, last - first + 1)
+        rec_x = np.empty((self.n, n_rec, self.spec.dim), self.dtype)
+        rec_loss = np.empty((self.n, n_rec), self.dtype)
+        lims = np.array([self.tol2, self.bound], dtype=self.dtype)
+        self.kernels.run_chunk(
+            self.x, self.state, self.status, self.stop_step, self.count, self.lparams,
+            self.hyper, self.phase_start, self.phase_lr, self.spec.schedule,
+            np.uint64(self.spec.seed), self.start, t0, t1, re, rec_x, rec_loss, first,
+            lims[0], self.spec.patience, lims[1], self.lrows, self.orows,
+        )  # fmt: skip
+        self.step = t1
+        return ChunkRecords(np.arange(first, last + 1, dtype=np.int64) * re, rec_x, rec_loss)
+
+    def chunks(self, chunk_steps: int | None = None) -> Iterator[ChunkRecords]:
+        """Advance to the end in chunks, yielding each chunk's records."""
+        size = chunk_steps or self.spec.chunk_steps or DEFAULT_CHUNK_STEPS
+        while self.step < self.spec.steps:
+            yield self.advance(min(self.spec.steps, self.step + size))
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """Final bound check at the last step; returns (loss, grad_norm)."""
+        if self.step == self.spec.steps:
+            out = ~np.all(np.abs(self.x) <= self.bound, axis=0) & (self.status == RUNNING)
+            self.status[out] = 3
+            self.stop_step[out] = self.step
+        return self.evaluate()
+
+
+@dataclass
+class Result:
+    """In-memory result of :func:`simulate` (particles are rows).
+
+    init_x (N, D); final_x (N, D); final_loss, grad_norm (N,); status (N,) int8
+    (0 ran all steps, 1 converged, 2 diverged, 3 left the bound); stop_step (N,)
+    int64 (-1 if it never stopped); record_steps (R,); trajectory_x (N, R, D);
+    trajectory_loss (N, R); spec the resolved spec; wall_time seconds.
+    """
+
+    spec: dict[str, Any]
+    init_x: np.ndarray
+    final_x: np.ndarray
+    final_loss: np.ndarray
+    grad_norm: np.ndarray
+    status: np.ndarray
+    stop_step: np.ndarray
+    record_steps: np.ndarray
+    trajectory_x: np.ndarray
+    trajectory_loss: np.ndarray
+    wall_time: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def status_counts(self) -> dict[str, int]:
+        return {STATUS_NAMES[k]: int(np.sum(self.status == k)) for k in STATUS_NAMES}
+
+    def __repr__(self) -> str:
+        n, d = self.final_x.shape
+        counts = ", ".join(f"{k}: {v}" for k, v in self.status_counts().items() if v)
+        return (
+            f"Result({self.spec['landscape']['name']}, {self.spec['optimizer']['name']}, "
+            f"{n} particles x {d} dims, {self.spec['run']['steps']} steps, {counts}; "
+            f"{self.wall_time:.3g} s)"
+        )
+
+
+def simulate(
+    spec: Mapping[str, Any] | RunSpec | str | Path,
+    *,
+    particles: tuple[int, int] | None = None,
+    chunk_steps: int | None = None,
+) -> Result:
+    """Run a spec in memory and return its :class:`Result`.
+
+    ``spec`` is a dict with DESIGN.md's keys (or a TOML path, or a parsed
+    :class:`RunSpec`); ``particles=(a, b)`` simulates only global particles
+    ``[a, b)`` (identical to rows ``a:b`` of the whole run).
+    """
+    rs = spec if isinstance(spec, RunSpec) else parse_spec(spec)
+    a, b = particles if particles is not None else (0, rs.particles)
+    sim = Simulation(rs, a, b)
+    t_start = time.perf_counter()
+    recs = [sim.initial_records()]
+    recs.extend(sim.chunks(chunk_steps))
+    loss, gn = sim.finish()
+    wall = time.perf_counter() - t_start
+    return Result(
+        spec=rs.resolved,
+        init_x=sim.init_x,
+        final_x=np.ascontiguousarray(sim.x.T),
+        final_loss=loss,
+        grad_norm=gn,
+        status=sim.status,
+        stop_step=sim.stop_step,
+        record_steps=np.concatenate([r.steps for r in recs]),
+        trajectory_x=np.concatenate([r.x for r in recs], axis=1),
+        trajectory_loss=np.concatenate([r.loss for r in recs], axis=1),
+        wall_time=wall,
+    )
+
+
+_ = math_function

@@ -1,0 +1,400 @@
+"""Run specs: the TOML/dict keys of DESIGN.md, validated with pydantic.
+
+``parse_spec(dict) -> RunSpec`` checks the structure (unknown keys, types,
+ranges) and then the semantics against the registries (landscape and
+optimizer parameters, init dimensions, memory). Every error is a
+:class:`SpecError` whose message names the field, e.g.
+``optimizer.lr: must be > 0 (got -1.0)``.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..landscapes import get_landscape
+from ..landscapes.base import Landscape
+from ..optimizers import get_optimizer
+from ..optimizers.base import Optimizer
+from ..optimizers.schedules import pack_schedule
+from .init import count_particles, load_points
+
+#: Refuse runs whose in-memory buffers would exceed this (bytes); see RunSpec.memory_bytes.
+MEMORY_LIMIT = int(0.8 * 24 * 2**30)
+
+
+class SpecError(ValueError):
+    """Bad input: the message names the field and what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class RunTable(_Strict):
+    particles: int | None = Field(default=None, gt=0)
+    steps: int = Field(default=1000, gt=0)
+    record_every: int | None = Field(default=None, gt=0)
+    seed: int = Field(default=0, ge=0, lt=2**64)
+    dtype: Literal["float64", "float32"] = "float64"
+    target: Literal["cpu", "cuda"] = "cpu"
+    chunk_steps: int | None = Field(default=None, gt=0)
+
+
+class StopTable(_Strict):
+    grad_tol: float = Field(default=1e-6, ge=0)
+    patience: int = Field(default=1, ge=1)
+    bound: float = Field(default=math.inf, gt=0)
+    model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=True)
+
+    @field_validator("grad_tol", "bound")
+    @classmethod
+    def _not_nan(cls, v: float) -> float:
+        if math.isnan(v):
+            raise ValueError("must be a number, not NaN")
+        return v
+
+
+class InitTable(_Strict):
+    scheme: Literal["uniform", "normal", "grid", "zeros", "constant", "points"] = "uniform"
+    low: float | list[float] | None = None
+    high: float | list[float] | None = None
+    mean: float | list[float] | None = None
+    std: float | list[float] | None = None
+    resolution: int | list[int] | None = None
+    value: float | None = None
+    points: list[list[float]] | None = None
+    file: str | None = None
+    model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
+
+
+def _loc(err: dict[str, Any]) -> str:
+    return ".".join(str(p) for p in err["loc"])
+
+
+def _fail(field_name: str, msg: str) -> SpecError:
+    return SpecError(f"{field_name}: {msg}")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimizer phase of a run: from global step ``start`` on."""
+
+    optimizer: Optimizer
+    hyper: dict[str, Any]
+    start: int
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A validated run: everything the engine needs, and the resolved spec dict."""
+
+    landscape: Landscape
+    landscape_params: dict[str, Any]
+    dim: int
+    phases: tuple[Phase, ...]
+    schedule: np.ndarray
+    init: dict[str, Any]
+    particles: int
+    steps: int
+    record_every: int
+    seed: int
+    dtype: str
+    target: str
+    chunk_steps: int | None
+    grad_tol: float
+    patience: int
+    bound: float
+    resolved: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_records(self) -> int:
+        return self.steps // self.record_every + 1
+
+    def memory_bytes(self, particles: int | None = None) -> int:
+        """Bytes of the in-memory buffers of a run (positions, state, records)."""
+        n = self.particles if particles is None else particles
+        item = 4 if self.dtype == "float32" else 8
+        n_state = sum(max(1, len(p.optimizer.state)) for p in self.phases)
+        per = (3 + n_state) * self.dim * item + 8 * 4
+        return n * per + n * self.n_records * (self.dim + 1) * item
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _table(spec: Mapping[str, Any], key: str) -> dict[str, Any]:
+    val = spec.get(key, {})
+    if val is None:
+        return {}
+    if not isinstance(val, Mapping):
+        raise _fail(key, f"expected a table, got {type(val).__name__}")
+    return dict(val)
+
+
+def _model(cls: type[BaseModel], data: Mapping[str, Any], prefix: str) -> Any:
+    try:
+        return cls.model_validate(dict(data))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = f"{prefix}.{_loc(err)}" if err["loc"] else prefix
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key; {prefix} takes {sorted(cls.model_fields)}"
+        elif "input" in err and not isinstance(err["input"], dict):
+            msg = f"{msg} (got {err['input']!r})"
+        raise _fail(where, msg) from None
+
+
+def _check_number(field_name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(field_name, f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise _fail(field_name, f"must be finite (got {value!r})")
+    return float(value)
+
+
+def _resolve_hyper(opt: Optimizer, given: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    try:
+        hyper = opt.resolve(given)
+    except KeyError as exc:
+        raise _fail(f"{prefix}.{next(iter(set(given) - set(opt.hyper) - {'name'}), 'name')}", str(exc.args[0])) from None
+    for key, default in opt.hyper.items():
+        val = hyper[key]
+        where = f"{prefix}.{key}"
+        if isinstance(default, bool):
+            if not isinstance(val, bool):
+                raise _fail(where, f"expected true or false, got {val!r}")
+        elif isinstance(default, tuple):
+            if not isinstance(val, list | tuple) or len(val) != len(default):
+                raise _fail(where, f"expected {len(default)} numbers, got {val!r}")
+            vals = [_check_number(where, v) for v in val]
+            if key == "betas" and not all(0.0 <= v < 1.0 for v in vals):
+                raise _fail(where, f"each must be in [0, 1) (got {list(val)})")
+            hyper[key] = tuple(vals)
+        else:
+            v = _check_number(where, val)
+            if key == "lr" and v <= 0:
+                raise _fail(where, f"must be > 0 (got {val!r})")
+            if key in ("eps", "weight_decay", "momentum", "dampening", "noise_std", "lr_decay",
+                       "initial_accumulator_value", "damping") and v < 0:  # fmt: skip
+                raise _fail(where, f"must be >= 0 (got {val!r})")
+            if key in ("alpha",) and not 0.0 <= v <= 1.0:
+                raise _fail(where, f"must be in [0, 1] (got {val!r})")
+            hyper[key] = v
+    if hyper.get("nesterov") and (hyper.get("momentum", 0.0) <= 0 or hyper.get("dampening", 0.0) != 0):
+        raise _fail(f"{prefix}.nesterov", "requires momentum > 0 and dampening = 0 (as torch.optim.SGD)")
+    return hyper
+
+
+def _phases(spec: Mapping[str, Any], steps: int) -> tuple[Phase, ...]:
+    table = _table(spec, "optimizer")
+    if not table:
+        raise _fail("optimizer", "missing table; give at least optimizer.name")
+    name = table.get("name")
+    if name == "switch":
+        raw = table.get("phases")
+        extra = sorted(set(table) - {"name", "phases"})
+        if extra:
+            raise _fail(f"optimizer.{extra[0]}", "unknown key; a switch takes name and phases")
+        if not isinstance(raw, list) or len(raw) < 1 or not all(isinstance(p, Mapping) for p in raw):
+            raise _fail("optimizer.phases", "expected a list of tables, each with a name")
+        phases: list[Phase] = []
+        start = 0
+        for j, ph in enumerate(raw):
+            ph = dict(ph)
+            where = f"optimizer.phases.{j}"
+            length = ph.pop("steps", None)
+            if j < len(raw) - 1:
+                if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+                    raise _fail(f"{where}.steps", f"expected an integer >= 1, got {length!r}")
+            elif length is not None:
+                raise _fail(f"{where}.steps", "the last phase runs to the end; give it no steps")
+            pname = ph.get("name")
+            if pname == "switch":
+                raise _fail(f"{where}.name", "a switch cannot be nested")
+            opt = _get_opt(pname, f"{where}.name")
+            phases.append(Phase(opt, _resolve_hyper(opt, ph, where), start))
+            start += int(length or 0)
+        if start >= steps and len(phases) > 1:
+            raise _fail("optimizer.phases", f"phases end at step {start} but run.steps is {steps}")
+        return tuple(phases)
+    opt = _get_opt(name, "optimizer.name")
+    return (Phase(opt, _resolve_hyper(opt, table, "optimizer"), 0),)
+
+
+def _get_opt(name: Any, where: str) -> Optimizer:
+    if not isinstance(name, str):
+        raise _fail(where, f"expected an optimizer name, got {name!r}")
+    try:
+        return get_optimizer(name)
+    except KeyError as exc:
+        raise _fail(where, str(exc.args[0]).split(": ", 1)[-1]) from None
+
+
+def _landscape(spec: Mapping[str, Any]) -> tuple[Landscape, dict[str, Any], int]:
+    table = _table(spec, "landscape")
+    dim = table.pop("dim", None)
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+        raise _fail("landscape.dim", f"expected an integer >= 1, got {dim!r}")
+    if "formula" in table:
+        from ..landscapes.formula import formula_landscape
+
+        extra = sorted(set(table) - {"formula", "name"})
+        if extra:
+            raise _fail(f"landscape.{extra[0]}", "unknown key; a formula landscape takes formula (and dim)")
+        try:
+            land = formula_landscape(table["formula"])
+        except ValueError as exc:
+            raise _fail("landscape.formula", str(exc)) from None
+        params: dict[str, Any] = {}
+    else:
+        name = table.pop("name", None)
+        if not isinstance(name, str):
+            raise _fail("landscape.name", f"expected a landscape name or a formula, got {name!r}")
+        try:
+            land = get_landscape(name)
+        except KeyError as exc:
+            raise _fail("landscape.name", str(exc.args[0]).split(": ", 1)[-1]) from None
+        try:
+            params = land.resolve_params(table)
+        except KeyError as exc:
+            bad = sorted(set(table) - set(land.params))[0]
+            raise _fail(f"landscape.{bad}", str(exc.args[0])) from None
+        for key, val in params.items():
+            if isinstance(land.params[key], int | float) and not isinstance(land.params[key], bool):
+                params[key] = _check_number(f"landscape.{key}", val)
+                if isinstance(land.params[key], int):
+                    if params[key] != int(params[key]):
+                        raise _fail(f"landscape.{key}", f"expected an integer, got {val!r}")
+                    params[key] = int(params[key])
+    try:
+        d = land.resolve_dim(dim)
+    except ValueError as exc:
+        raise _fail("landscape.dim", str(exc)) from None
+    if land.extra.get("min_dim") and d < land.extra["min_dim"]:
+        raise _fail("landscape.dim", f"{land.name} needs dim >= {land.extra['min_dim']}")
+    try:
+        land.pack(params, d)
+    except ValueError as exc:
+        raise _fail(f"landscape.{getattr(exc, 'field', 'name')}", str(exc)) from None
+    return land, params, d
+
+
+def _check_init(init: dict[str, Any], dim: int) -> None:
+    for key in ("low", "high", "mean", "std", "resolution"):
+        val = init.get(key)
+        if isinstance(val, list) and len(val) != dim:
+            raise _fail(f"init.{key}", f"expected a number or {dim} numbers (one per dimension), got {len(val)}")
+    if init["scheme"] in ("uniform", "grid"):
+        if init.get("low") is not None and init.get("high") is not None:
+            low = np.broadcast_to(np.asarray(init["low"], dtype=float), (dim,))
+            high = np.broadcast_to(np.asarray(init["high"], dtype=float), (dim,))
+            if np.any(low >= high):
+                raise _fail("init.low", f"must be below init.high in every dimension (low={init['low']}, high={init['high']})")
+    if init.get("std") is not None and np.any(np.asarray(init["std"], dtype=float) < 0):
+        raise _fail("init.std", "must be >= 0")
+    if init["scheme"] == "grid" and init.get("resolution") is not None:
+        if np.any(np.asarray(init["resolution"]) < 1):
+            raise _fail("init.resolution", "must be >= 1")
+    if init["scheme"] == "constant" and init.get("value") is None:
+        raise _fail("init.value", "the constant scheme needs a value")
+    if init["scheme"] == "points":
+        if (init.get("points") is None) == (init.get("file") is None):
+            raise _fail("init.points", "give exactly one of points or file")
+        try:
+            pts = load_points(init)
+        except (OSError, ValueError) as exc:
+            raise _fail("init.file", f"cannot load points ({exc})") from None
+        if pts.ndim != 2 or pts.shape[1] != dim:
+            raise _fail("init.points", f"expected an array (N, {dim}), got shape {pts.shape}")
+        if not np.all(np.isfinite(pts)):
+            raise _fail("init.points", "contains NaN or Inf")
+
+
+def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
+    """Validate a spec (dict or TOML path) into a :class:`RunSpec`; raises :class:`SpecError`."""
+    if isinstance(spec, str | Path):
+        spec = load_toml(spec)
+    if not isinstance(spec, Mapping):
+        raise SpecError(f"spec: expected a table, got {type(spec).__name__}")
+    known = {"run", "landscape", "optimizer", "schedule", "init", "stop"}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise _fail(unknown[0], f"unknown table; a run spec has {sorted(known)}")
+    run: RunTable = _model(RunTable, _table(spec, "run"), "run")
+    stop: StopTable = _model(StopTable, _table(spec, "stop"), "stop")
+    init_t: InitTable = _model(InitTable, _table(spec, "init"), "init")
+    land, params, dim = _landscape(spec)
+    phases = _phases(spec, run.steps)
+    init = init_t.model_dump(exclude_none=True)
+    init.setdefault("scheme", "uniform")
+    _check_init(init, dim)
+    implied = count_particles(init, dim)
+    if implied is not None:
+        if run.particles is not None and run.particles != implied:
+            raise _fail("run.particles", f"init.{init['scheme']} defines {implied} particles, not {run.particles}")
+        particles = implied
+    elif run.particles is None:
+        raise _fail("run.particles", "missing; give the number of particles")
+    else:
+        particles = run.particles
+    record_every = run.steps if run.record_every is None else run.record_every
+    if record_every > run.steps:
+        raise _fail("run.record_every", f"must be <= run.steps ({run.steps}), got {record_every}")
+    try:
+        sched = pack_schedule(_table(spec, "schedule"), phases[0].hyper["lr"], run.steps)
+    except (KeyError, ValueError, TypeError) as exc:
+        msg = str(exc.args[0]) if exc.args else str(exc)
+        field_name, _, text = msg.partition(": ")
+        raise SpecError(f"{field_name}: {text}" if text else f"schedule: {msg}") from None
+    resolved = {
+        "run": {**run.model_dump(), "particles": particles, "record_every": record_every},
+        "landscape": {"name": land.name, "dim": dim, **params, **land.extra.get("resolved", {})},
+        "optimizer": _resolved_optimizer(phases),
+        "schedule": dict(_table(spec, "schedule")) or {"name": "constant"},
+        "init": init,
+        "stop": stop.model_dump(),
+    }
+    rs = RunSpec(
+        landscape=land, landscape_params=params, dim=dim, phases=phases, schedule=sched, init=init,
+        particles=particles, steps=run.steps, record_every=record_every, seed=run.seed, dtype=run.dtype,
+        target=run.target, chunk_steps=run.chunk_steps, grad_tol=stop.grad_tol, patience=stop.patience,
+        bound=stop.bound, resolved=resolved,
+    )  # fmt: skip
+    if rs.memory_bytes() > MEMORY_LIMIT:
+        raise _fail(
+            "run.particles",
+            f"the run needs about {rs.memory_bytes() / 2**30:.1f} GiB in memory (limit "
+            f"{MEMORY_LIMIT / 2**30:.1f} GiB); use fewer particles or a larger run.record_every",
+        )
+    return rs
+
+
+def _resolved_optimizer(phases: tuple[Phase, ...]) -> dict[str, Any]:
+    def one(p: Phase) -> dict[str, Any]:
+        return {"name": p.optimizer.name, **{k: list(v) if isinstance(v, tuple) else v for k, v in p.hyper.items()}}
+
+    if len(phases) == 1:
+        return one(phases[0])
+    out = []
+    for j, p in enumerate(phases):
+        d = one(p)
+        if j + 1 < len(phases):
+            d["steps"] = phases[j + 1].start - p.start
+        out.append(d)
+    return {"name": "switch", "phases": out}

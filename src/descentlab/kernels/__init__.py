@@ -1,0 +1,1 @@
+"""Target adapters: the CPU block kernel, the CUDA kernel, the RNG, compilation."""

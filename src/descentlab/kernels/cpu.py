@@ -1,0 +1,263 @@
+"""CPU adapter: a ``prange`` over blocks of particles.
+
+Each block of ``BLOCK`` particles is copied into local (D, n) arrays; the step
+loop runs outside and every math function loops over the block's particles
+inside, which LLVM vectorises. Status is not branched on per step (that stops
+vectorisation); instead each sub-block of at most ``CHECK_EVERY`` steps
+
+1. snapshots positions, optimizer state and convergence counters,
+2. runs its steps branch-free, accumulating per particle an *event* flag
+   (a coordinate not ``<= bound`` - so also NaN/Inf -, or ``cnt >= patience``),
+3. restores particles that were already stopped, and replays each flagged
+   particle from the snapshot one step at a time with the canonical checks of
+   :mod:`.common`.
+
+Vector and scalar code run the same IEEE operations (no fastmath, no FMA
+contraction, no SVML), so the replay reproduces the vectorised steps bit for
+bit and a particle's result does not depend on its block, chunk or thread.
+Sub-blocks end at record steps, so records see the settled state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .._jit import BLOCK, CHECK_EVERY, CPU_KERNEL_OPTIONS, CPU_SERIAL_OPTIONS
+from .common import CONVERGED, DIVERGED, OUT_OF_BOUND, RUNNING, phase_of
+
+
+def make_cpu_kernels(l_value, l_grad, l_hess, o_step, needs_hessian, salt):  # type: ignore[no-untyped-def]
+    """Compile-on-first-call kernels for one landscape x optimizer pair.
+
+    Returns ``(run_chunk, evaluate)``; see their docstrings. ``salt`` is a hash
+    of the math sources: a closure constant, so Numba's on-disk cache key
+    changes when the math does.
+    """
+    block = BLOCK
+    check_every = CHECK_EVERY
+    use_hess = needs_hessian
+
+    @njit(**CPU_SERIAL_OPTIONS)
+    def run_block(b, X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
+                  seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
+                  tol2, patience, bound, lrows, orows):  # fmt: skip
+        """One block of particles of :func:`run_chunk`."""
+        dim, n_all = X.shape
+        n_state = S.shape[0]
+        hd = dim if use_hess else 1
+        lo_g = b * block
+        n = min(block, n_all - lo_g)
+        gid0 = gid_base + lo_g
+        x = np.empty((dim, n), X.dtype)
+        g = np.empty((dim, n), X.dtype)
+        s = np.empty((n_state, dim, n), X.dtype)
+        xs = np.empty((dim, n), X.dtype)
+        ss = np.empty((n_state, dim, n), X.dtype)
+        hb = np.empty((hd, hd, n), X.dtype)
+        lw = np.empty((lrows, n), X.dtype)
+        ow = np.empty((orows, n), X.dtype)
+        gn2 = np.empty(n, X.dtype)
+        loss = np.empty(n, X.dtype)
+        ev = np.empty(n, np.uint8)
+        st = np.empty(n, np.int8)
+        c = np.empty(n, np.int64)
+        cs = np.empty(n, np.int64)
+        px = np.empty(dim, X.dtype)
+        ps = np.empty((n_state, dim), X.dtype)
+        for i in range(n):
+            st[i] = status[lo_g + i]
+            c[i] = cnt[lo_g + i]
+        for d in range(dim):
+            for i in range(n):
+                x[d, i] = X[d, lo_g + i]
+        for q in range(n_state):
+            for d in range(dim):
+                for i in range(n):
+                    s[q, d, i] = S[q, d, lo_g + i]
+        bnd = bound
+        tol = tol2
+        t = t0
+        while t < t1:
+            te = min(t + check_every, t1)
+            nxt = (t // record_every + 1) * record_every
+            if nxt < te:
+                te = nxt
+            n_run = 0
+            for i in range(n):
+                if st[i] == RUNNING:
+                    n_run += 1
+            if n_run > 0:
+                for d in range(dim):
+                    for i in range(n):
+                        xs[d, i] = x[d, i]
+                for q in range(n_state):
+                    for d in range(dim):
+                        for i in range(n):
+                            ss[q, d, i] = s[q, d, i]
+                for i in range(n):
+                    cs[i] = c[i]
+                    ev[i] = 0
+                # ---- vectorised, branch-free steps
+                for k in range(t, te):
+                    ph, tl, lr = phase_of(k, phase_start, phase_lr, lr_sched)
+                    l_grad(x, lp, lw, g, 0, n)
+                    for i in range(n):
+                        gn2[i] = 0
+                    for d in range(dim):
+                        for i in range(n):
+                            gi = g[d, i]
+                            gn2[i] += gi * gi
+                            ev[i] |= not (abs(x[d, i]) <= bnd)
+                    for i in range(n):
+                        ci = c[i] + 1 if gn2[i] < tol else 0
+                        c[i] = ci
+                        ev[i] |= ci >= patience
+                    if use_hess:
+                        l_hess(x, lp, lw, hb, 0, n)
+                    o_step(ph, x, g, s, hyper, lr, tl, hb, ow, seed, gid0, 0, n)
+                for d in range(dim):
+                    for i in range(n):
+                        ev[i] |= not (abs(x[d, i]) <= bnd)
+                # ---- settle: restore stopped particles, replay flagged ones
+                for i in range(n):
+                    if st[i] != RUNNING or ev[i] != 0:
+                        for d in range(dim):
+                            x[d, i] = xs[d, i]
+                        for q in range(n_state):
+                            for d in range(dim):
+                                s[q, d, i] = ss[q, d, i]
+                        c[i] = cs[i]
+                    if st[i] != RUNNING or ev[i] == 0:
+                        continue
+                    for k in range(t, te):
+                        out = False
+                        for d in range(dim):
+                            if not (abs(x[d, i]) <= bnd):
+                                out = True
+                        if out:
+                            st[i] = OUT_OF_BOUND
+                            stop_step[lo_g + i] = k
+                            break
+                        ph, tl, lr = phase_of(k, phase_start, phase_lr, lr_sched)
+                        l_grad(x, lp, lw, g, i, i + 1)
+                        acc = g[0, i] * g[0, i]
+                        for d in range(1, dim):
+                            acc += g[d, i] * g[d, i]
+                        c[i] = c[i] + 1 if acc < tol else 0
+                        if c[i] >= patience:
+                            st[i] = CONVERGED
+                            stop_step[lo_g + i] = k
+                            break
+                        for d in range(dim):
+                            px[d] = x[d, i]
+                            for q in range(n_state):
+                                ps[q, d] = s[q, d, i]
+                        if use_hess:
+                            l_hess(x, lp, lw, hb, i, i + 1)
+                        o_step(ph, x, g, s, hyper, lr, tl, hb, ow, seed, gid0, i, i + 1)
+                        finite = True
+                        for d in range(dim):
+                            if not np.isfinite(x[d, i]):
+                                finite = False
+                        if not finite:
+                            for d in range(dim):
+                                x[d, i] = px[d]
+                                for q in range(n_state):
+                                    s[q, d, i] = ps[q, d]
+                            st[i] = DIVERGED
+                            stop_step[lo_g + i] = k + 1
+                            break
+            t = te
+            if t % record_every == 0:
+                r = t // record_every - rec_first
+                l_value(x, lp, lw, loss, 0, n)
+                for i in range(n):
+                    rec_loss[lo_g + i, r] = loss[i]
+                    for d in range(dim):
+                        rec_x[lo_g + i, r, d] = x[d, i]
+        for i in range(n):
+            status[lo_g + i] = st[i]
+            cnt[lo_g + i] = c[i]
+        for d in range(dim):
+            for i in range(n):
+                X[d, lo_g + i] = x[d, i]
+        for q in range(n_state):
+            for d in range(dim):
+                for i in range(n):
+                    S[q, d, lo_g + i] = s[q, d, i]
+
+    @njit(**CPU_KERNEL_OPTIONS)
+    def run_chunk(X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
+                  seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
+                  tol2, patience, bound, lrows, orows):  # fmt: skip
+        """Advance particles from step ``t0`` to ``t1`` (all arrays modified in place).
+
+        X (D, N) positions; S (Sopt, D, N) optimizer state; status (N,) int8;
+        stop_step (N,) int64; cnt (N,) int64 steps in a row under grad_tol;
+        lp landscape params (dtype of X); hyper float64; phase_start int64 (P,);
+        phase_lr float64 (P,); lr_sched float64 (5,); seed uint64; gid_base int64
+        global id of column 0; records of steps k in (t0, t1] with
+        k % record_every == 0 go to rec_x[:, k // record_every - rec_first, :]
+        (N, R, D) and rec_loss (N, R); tol2 and bound have the dtype of X.
+        """
+        if salt == "":
+            return
+        n_blocks = (X.shape[1] + block - 1) // block
+        for b in prange(n_blocks):
+            run_block(b, X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
+                      seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
+                      tol2, patience, bound, lrows, orows)  # fmt: skip
+
+    @njit(**CPU_KERNEL_OPTIONS)
+    def evaluate(X, lp, lrows, loss, grad_norm):
+        """loss (N,) and grad_norm (N,) at X (D, N), both modified in place."""
+        if salt == "":
+            return
+        dim, n_all = X.shape
+        n_blocks = (n_all + block - 1) // block
+        for b in prange(n_blocks):
+            lo_g = b * block
+            n = min(block, n_all - lo_g)
+            x = np.empty((dim, n), X.dtype)
+            g = np.empty((dim, n), X.dtype)
+            lw = np.empty((lrows, n), X.dtype)
+            out = np.empty(n, X.dtype)
+            for d in range(dim):
+                for i in range(n):
+                    x[d, i] = X[d, lo_g + i]
+            l_value(x, lp, lw, out, 0, n)
+            l_grad(x, lp, lw, g, 0, n)
+            for i in range(n):
+                acc = g[0, i] * g[0, i]
+                for d in range(1, dim):
+                    acc += g[d, i] * g[d, i]
+                loss[lo_g + i] = out[i]
+                grad_norm[lo_g + i] = np.sqrt(acc)
+
+    @njit(**CPU_KERNEL_OPTIONS)
+    def hessian(X, lp, lrows, H):
+        """H (N, D, D) Hessians at X (D, N), modified in place."""
+        if salt == "":
+            return
+        dim, n_all = X.shape
+        n_blocks = (n_all + block - 1) // block
+        for b in prange(n_blocks):
+            lo_g = b * block
+            n = min(block, n_all - lo_g)
+            x = np.empty((dim, n), X.dtype)
+            hb = np.empty((dim, dim, n), X.dtype)
+            lw = np.empty((lrows, n), X.dtype)
+            for d in range(dim):
+                for i in range(n):
+                    x[d, i] = X[d, lo_g + i]
+            l_hess(x, lp, lw, hb, 0, n)
+            for i in range(n):
+                for r in range(dim):
+                    for q in range(dim):
+                        H[lo_g + i, r, q] = hb[r, q, i]
+
+    return run_chunk, evaluate, hessian
+
+
+_ = (prange, np)
