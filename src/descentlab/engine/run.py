@@ -75,7 +75,7 @@ class Simulation:
         land = spec.landscape
         init = initial_positions(spec.init, dim, ids, spec.seed, land.init_box)
         self.init_x = np.ascontiguousarray(init.astype(self.dtype))  # (n, D)
-        self.x = np.ascontiguousarray(self.init_x.T)
+        self.x = self.init_x.T.copy(order="C")  # never a view of init_x (n = 1 would be one)
         self.state = np.concatenate(
             [ph.optimizer.initial_state(ph.hyper, dim, n, self.dtype) for ph in spec.phases], axis=0
         )
@@ -116,7 +116,8 @@ class Simulation:
         n_rec = max(0, last - first + 1)
         rec_x = np.empty((self.n, n_rec, self.spec.dim), self.dtype)
         rec_loss = np.empty((self.n, n_rec), self.dtype)
-        lims = np.array([self.tol2, self.bound], dtype=self.dtype)
+        big = float(np.finfo(self.dtype).max)
+        lims = np.array([min(self.tol2, big), self.bound if self.bound <= big else np.inf], dtype=self.dtype)
         self.kernels.run_chunk(
             self.x, self.state, self.status, self.stop_step, self.count, self.lparams,
             self.hyper, self.phase_start, self.phase_lr, self.spec.schedule,

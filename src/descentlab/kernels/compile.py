@@ -51,7 +51,7 @@ def _source_salt(functions: Sequence[Callable[..., Any]]) -> str:
     return h.hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def build(
     value: Callable[..., Any],
     grad: Callable[..., Any],

@@ -1,0 +1,171 @@
+"""CUDA adapter: one particle per thread, the canonical loop of :mod:`.common`.
+
+The only module that imports ``numba.cuda`` (package ``numba-cuda``, the
+``cuda`` extra). The math functions are the same plain-Python functions the
+CPU kernel inlines; here each thread calls them with ``hi = lo + 1`` on the
+global structure-of-arrays buffers (coalesced: neighbouring threads read
+neighbouring particles).
+
+Without a GPU, ``target="cuda"`` fails with :class:`CudaUnavailable`; the
+tests run these kernels under the CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``).
+
+The host wrappers have the CPU kernels' signatures (NumPy arrays in, modified
+in place) so the engine drives both targets alike; they copy to the device
+and back once per chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .common import CONVERGED, DIVERGED, OUT_OF_BOUND, RUNNING, phase_of
+
+try:  # a module global: the CUDA simulator patches ``cuda`` in kernel globals
+    from numba import cuda
+except ImportError:  # pragma: no cover - depends on the install
+    cuda = None
+
+THREADS_PER_BLOCK = 128
+
+
+class CudaUnavailable(RuntimeError):
+    """``target = "cuda"`` was asked for but no usable CUDA device is present."""
+
+
+def _cuda() -> Any:
+    if cuda is None:
+        raise CudaUnavailable("run.target: 'cuda' needs the numba-cuda package (pip install 'descentlab[cuda]')")
+    if not cuda.is_available():
+        raise CudaUnavailable(
+            "run.target: 'cuda' was asked for but no CUDA GPU is available "
+            "(numba.cuda.is_available() is False); use target = 'cpu'"
+        )
+    return cuda
+
+
+def make_cuda_kernels(l_value, l_grad, l_hess, o_step, needs_hessian, salt):  # type: ignore[no-untyped-def]
+    """Host-callable ``(run_chunk, evaluate, hessian)`` with the CPU kernels' signatures."""
+    _cuda()
+    use_hess = needs_hessian
+
+    @cuda.jit
+    def run_kernel(X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
+                   seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
+                   tol2, patience, bound, G, LW, OW, HB, PX, PS, LOSS):  # fmt: skip
+        i = cuda.grid(1)
+        dim = X.shape[0]
+        n_state = S.shape[0]
+        if i >= X.shape[1]:
+            return
+        st = status[i]
+        c = cnt[i]
+        for k in range(t0, t1):
+            if st == RUNNING:
+                out = False
+                for d in range(dim):
+                    if not (abs(X[d, i]) <= bound):
+                        out = True
+                if out:
+                    st = OUT_OF_BOUND
+                    stop_step[i] = k
+                else:
+                    ph, tl, lr = phase_of(k, phase_start, phase_lr, lr_sched)
+                    l_grad(X, lp, LW, G, i, i + 1)
+                    acc = G[0, i] * G[0, i]
+                    for d in range(1, dim):
+                        acc += G[d, i] * G[d, i]
+                    c = c + 1 if acc < tol2 else 0
+                    if c >= patience:
+                        st = CONVERGED
+                        stop_step[i] = k
+                    else:
+                        for d in range(dim):
+                            PX[d, i] = X[d, i]
+                            for q in range(n_state):
+                                PS[q, d, i] = S[q, d, i]
+                        if use_hess:
+                            l_hess(X, lp, LW, HB, i, i + 1)
+                        o_step(ph, X, G, S, hyper, lr, tl, HB, OW, seed, gid_base, i, i + 1)
+                        finite = True
+                        for d in range(dim):
+                            if not math.isfinite(X[d, i]):
+                                finite = False
+                        if not finite:
+                            for d in range(dim):
+                                X[d, i] = PX[d, i]
+                                for q in range(n_state):
+                                    S[q, d, i] = PS[q, d, i]
+                            st = DIVERGED
+                            stop_step[i] = k + 1
+            if (k + 1) % record_every == 0:
+                r = (k + 1) // record_every - rec_first
+                l_value(X, lp, LW, LOSS, i, i + 1)
+                rec_loss[i, r] = LOSS[i]
+                for d in range(dim):
+                    rec_x[i, r, d] = X[d, i]
+        status[i] = st
+        cnt[i] = c
+
+    @cuda.jit
+    def eval_kernel(X, lp, LW, G, loss, grad_norm):
+        i = cuda.grid(1)
+        if i >= X.shape[1]:
+            return
+        l_value(X, lp, LW, loss, i, i + 1)
+        l_grad(X, lp, LW, G, i, i + 1)
+        acc = G[0, i] * G[0, i]
+        for d in range(1, X.shape[0]):
+            acc += G[d, i] * G[d, i]
+        grad_norm[i] = math.sqrt(acc)
+
+    @cuda.jit
+    def hess_kernel(X, lp, LW, HB):
+        i = cuda.grid(1)
+        if i >= X.shape[1]:
+            return
+        l_hess(X, lp, LW, HB, i, i + 1)
+
+    def grid(n: int) -> tuple[int, int]:
+        return (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, THREADS_PER_BLOCK
+
+    def run_chunk(X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
+                  seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
+                  tol2, patience, bound, lrows, orows):  # fmt: skip
+        dim, n = X.shape
+        hd = dim if use_hess else 1
+        dev = {name: cuda.to_device(a) for name, a in
+               (("X", X), ("S", S), ("status", status), ("stop", stop_step), ("cnt", cnt),
+                ("rec_x", rec_x), ("rec_loss", rec_loss))}  # fmt: skip
+        scratch = [cuda.device_array(shape, X.dtype) for shape in
+                   ((dim, n), (lrows, n), (orows, n), (hd, hd, n), (dim, n), (S.shape[0], dim, n), (n,))]  # fmt: skip
+        if n:
+            run_kernel[grid(n)](
+                dev["X"], dev["S"], dev["status"], dev["stop"], dev["cnt"], lp, hyper, phase_start,
+                phase_lr, lr_sched, seed, gid_base, t0, t1, record_every, dev["rec_x"], dev["rec_loss"],
+                rec_first, tol2, patience, bound, *scratch,
+            )  # fmt: skip
+        for name, host in (("X", X), ("S", S), ("status", status), ("stop", stop_step), ("cnt", cnt),
+                           ("rec_x", rec_x), ("rec_loss", rec_loss)):  # fmt: skip
+            dev[name].copy_to_host(host)
+
+    def evaluate(X, lp, lrows, loss, grad_norm):  # type: ignore[no-untyped-def]
+        dim, n = X.shape
+        d_loss, d_gn = cuda.to_device(loss), cuda.to_device(grad_norm)
+        eval_kernel[grid(n)](
+            cuda.to_device(X), lp, cuda.device_array((lrows, n), X.dtype),
+            cuda.device_array((dim, n), X.dtype), d_loss, d_gn,
+        )  # fmt: skip
+        d_loss.copy_to_host(loss)
+        d_gn.copy_to_host(grad_norm)
+
+    def hessian(X, lp, lrows, H):  # type: ignore[no-untyped-def]
+        dim, n = X.shape
+        d_h = cuda.device_array((dim, dim, n), X.dtype)
+        hess_kernel[grid(n)](cuda.to_device(X), lp, cuda.device_array((lrows, n), X.dtype), d_h)
+        H[...] = np.moveaxis(d_h.copy_to_host(), 2, 0)
+
+    _ = salt
+    return run_chunk, evaluate, hessian

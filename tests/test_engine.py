@@ -1,0 +1,131 @@
+"""Engine invariants: determinism across threads, shards and chunks; divergence as an outcome."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+import descentlab as dl
+from descentlab.engine.run import Simulation, kernels_for
+from descentlab.engine.spec import parse_spec
+from descentlab.kernels.rng import host_normal, host_uniform
+
+FIELDS = ("init_x", "final_x", "final_loss", "grad_norm", "status", "stop_step", "trajectory_x", "trajectory_loss")
+
+# Wide box and a large learning rate: some particles converge, some diverge, some leave
+# the bound, the rest run all steps - every path of the kernel, in one run.
+MIXED = {
+    "run": {"particles": 1000, "steps": 300, "record_every": 7, "seed": 11},
+    "landscape": {"name": "rosenbrock"},
+    "optimizer": {"name": "sgd", "lr": 1e-3, "momentum": 0.9},
+    "init": {"scheme": "uniform", "low": -3.0, "high": 3.0},
+    # the iterates of a blow-up grow like x**3: those that land within 1e150 overflow
+    # to Inf at the next step (diverged), the others jump past the bound first
+    "stop": {"grad_tol": 0.3, "patience": 3, "bound": 1e150},
+}
+
+
+def _same(a: dl.Result, b: dl.Result, rows: slice = slice(None)) -> None:
+    for name in FIELDS:
+        x, y = getattr(a, name)[rows], getattr(b, name)
+        assert x.dtype == y.dtype, name
+        np.testing.assert_array_equal(x, y, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def mixed() -> dl.Result:
+    res = dl.simulate(MIXED)
+    counts = np.bincount(res.status, minlength=4)
+    assert np.all(counts > 0), f"the fixture must exercise every status, got {counts}"
+    return res
+
+
+def test_thread_count_does_not_change_results(mixed: dl.Result) -> None:
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = dl.simulate(MIXED)
+    finally:
+        numba.set_num_threads(before)
+    _same(mixed, one)
+
+
+@pytest.mark.parametrize("a,b", [(0, 1), (3, 300), (255, 257), (901, 1000)])
+def test_particle_range_alone_is_bit_identical(mixed: dl.Result, a: int, b: int) -> None:
+    part = dl.simulate(MIXED, particles=(a, b))
+    _same(mixed, part, slice(a, b))
+
+
+@pytest.mark.parametrize("chunk", [1, 13, 100])
+def test_chunking_does_not_change_results(mixed: dl.Result, chunk: int) -> None:
+    _same(mixed, dl.simulate(MIXED, chunk_steps=chunk))
+
+
+def test_divergence_is_an_outcome(mixed: dl.Result) -> None:
+    diverged = mixed.status == 2
+    assert np.all(np.isfinite(mixed.final_x[diverged])), "diverged particles keep their last finite state"
+    assert np.all(mixed.stop_step[diverged] >= 1)
+    ran = mixed.status == 0
+    assert np.all(mixed.stop_step[ran] == -1)
+    # the others went on to the end: their last record is their final position
+    np.testing.assert_array_equal(mixed.trajectory_x[ran, -1], mixed.final_x[ran]) if (
+        mixed.record_steps[-1] == MIXED["run"]["steps"]
+    ) else None
+    converged = mixed.status == 1
+    assert np.all(mixed.grad_norm[converged] < MIXED["stop"]["grad_tol"])
+    out = mixed.status == 3
+    assert np.all(np.abs(mixed.final_x[out]).max(axis=1) > MIXED["stop"]["bound"])
+
+
+def test_stopped_particles_are_frozen_in_the_records(mixed: dl.Result) -> None:
+    steps = mixed.record_steps
+    for i in np.flatnonzero(mixed.status != 0)[:50]:
+        after = steps >= mixed.stop_step[i]
+        np.testing.assert_array_equal(mixed.trajectory_x[i, after], np.broadcast_to(mixed.final_x[i], (after.sum(), 2)))
+
+
+def test_records_are_at_the_promised_steps(mixed: dl.Result) -> None:
+    re, steps = MIXED["run"]["record_every"], MIXED["run"]["steps"]
+    np.testing.assert_array_equal(mixed.record_steps, np.arange(0, steps + 1, re))
+    assert mixed.trajectory_x.shape == (1000, len(mixed.record_steps), 2)
+    np.testing.assert_array_equal(mixed.trajectory_x[:, 0], mixed.init_x)
+
+
+def test_learning_rate_change_does_not_recompile() -> None:
+    spec = {**MIXED, "optimizer": {"name": "sgd", "lr": 1e-3, "momentum": 0.5}}
+    dl.simulate(spec)
+    spec2 = {**MIXED, "optimizer": {"name": "sgd", "lr": 2e-4, "momentum": 0.0, "nesterov": False}}
+    dl.simulate(spec2)
+    kern = kernels_for(parse_spec(spec2))
+    assert len(kern.run_chunk.signatures) == 1
+
+
+def test_counter_rng_is_keyed_by_particle() -> None:
+    ids = np.arange(10_000)
+    u = host_uniform(5, ids, 0, 3)
+    assert u.min() >= 0.0 and u.max() < 1.0
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.005
+    np.testing.assert_array_equal(host_uniform(5, ids[4000:4100], 0, 3), u[4000:4100])
+    assert not np.array_equal(host_uniform(6, ids[:100], 0, 3), u[:100])
+    z = host_normal(5, ids, 1, 4)
+    assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
+
+
+def test_simulation_rejects_a_bad_particle_range() -> None:
+    with pytest.raises(ValueError, match="particle range"):
+        Simulation(parse_spec(MIXED), 10, 5)
+
+
+def test_float32_stays_float32() -> None:
+    spec = {
+        "run": {"particles": 500, "steps": 200, "record_every": 50, "seed": 3},
+        "landscape": {"name": "himmelblau"},
+        "optimizer": {"name": "adam", "lr": 0.02},
+        "stop": {"grad_tol": 0.0},
+    }
+    f64 = dl.simulate(spec)
+    f32 = dl.simulate({**spec, "run": {**spec["run"], "dtype": "float32"}})
+    for name in ("final_x", "final_loss", "trajectory_x", "trajectory_loss", "init_x"):
+        assert getattr(f32, name).dtype == np.float32, name
+    np.testing.assert_allclose(f32.final_x, f64.final_x, rtol=1e-3, atol=1e-3)
