@@ -3,5 +3,6 @@
 __version__ = "0.1.0"
 
 from .engine.run import Result, simulate  # noqa: E402
+from .engine.store import open_run  # noqa: E402
 
-__all__ = ["Result", "__version__", "simulate"]
+__all__ = ["Result", "__version__", "open_run", "simulate"]

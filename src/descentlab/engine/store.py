@@ -1,0 +1,554 @@
+"""The HDF5 run file: schema, atomic chunked writer, resume, and the reader.
+
+Layout (DESIGN.md, "HDF5 run file"; N particles, R records, D dimensions)::
+
+    /                 attrs: format, format_version, spec (JSON), complete, versions,
+                      target, dtype, seed, rng, created, finished, steps_done
+    /init/x           (N, D)     initial positions
+    /trajectory/step  (R,)       step of each record
+    /trajectory/x     (N, R, D)  recorded positions (chunked, record axis appendable)
+    /trajectory/loss  (N, R)     loss at each record
+    /final/x, loss, grad_norm, status (int8), stop_step (int64)
+    /checkpoint/      attrs step, records, slot; slots 0 and 1 each hold the full
+                      engine state in its native layout: x (D, N), state (S, D, N),
+                      status, stop_step, count
+
+Each group also holds its dimension scales (``particle``, ``record``, ``dim``),
+so ``xarray.open_dataset(path, group="trajectory", engine="h5netcdf")`` shows
+named dims.
+
+Writing: the file is built as ``OUT.partial`` and moved into place with
+:func:`os.replace` once complete (root attr ``complete=True``). The engine runs
+the (nogil) kernel in the main thread while a writer thread drains a bounded
+queue: records of a chunk, then a checkpoint into the slot *not* in use, a
+flush, and only then the checkpoint pointer (``/checkpoint`` attrs) and a second
+flush. A run killed at any moment therefore leaves a partial file whose current
+checkpoint is intact and whose records up to that checkpoint are on disk;
+:func:`write_run` with ``resume=True`` continues from it, bit for bit.
+
+Reading (:func:`open_run`) needs only h5py and NumPy: nothing is compiled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import h5py
+import numpy as np
+
+if TYPE_CHECKING:
+    from .run import Simulation
+    from .spec import RunSpec
+
+FORMAT = "descentlab.run"
+FORMAT_VERSION = 1
+PARTIAL_SUFFIX = ".partial"
+#: Target size (bytes) of one HDF5 chunk of a trajectory dataset.
+H5_CHUNK_BYTES = 1 << 20
+#: Records kept in one engine chunk by default are bounded by this (bytes).
+CHUNK_RECORD_BYTES = 192 << 20
+#: Record-axis chunk length of the trajectory when nothing else constrains it.
+H5_CHUNK_RECORDS = 16
+STATUS_CODES = {0: "ran all steps", 1: "converged", 2: "diverged", 3: "left the bound"}
+
+
+class StoreError(ValueError):
+    """Bad input about files (existing output, mismatched resume): exit status 2."""
+
+
+def partial_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + PARTIAL_SUFFIX)
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def chunk_plan(spec: RunSpec, chunk_steps: int | None = None) -> tuple[list[int], int]:
+    """(engine chunk end steps, records per HDF5 chunk) for a spec.
+
+    Chunk ends are chosen so that every write of records covers whole HDF5
+    chunks along the record axis (record 0 is written with the first chunk).
+    Results never depend on this plan, only the speed and the file layout.
+    """
+    re_, steps, n_rec = spec.record_every, spec.steps, spec.n_records
+    size = chunk_steps or spec.chunk_steps
+    if size is None:
+        item = np.dtype(spec.dtype).itemsize
+        per_record = max(1, spec.particles * (spec.dim + 1) * item)
+        recs = max(1, min(CHUNK_RECORD_BYTES // per_record, 1000 // re_ or 1, n_rec))
+        # prefer a multiple of H5_CHUNK_RECORDS (aligned) or a divisor of it
+        if recs >= H5_CHUNK_RECORDS:
+            recs -= recs % H5_CHUNK_RECORDS
+        size = recs * re_
+    if size >= re_:
+        rc = min(size // re_, n_rec)
+        ends = [min(steps, ((j + 1) * rc - 1) * re_) for j in range((n_rec + rc - 1) // rc)]
+    else:
+        rc = 1
+        ends = list(range(size, steps, size))
+    ends = sorted({e for e in ends if 0 < e < steps} | {steps})
+    return ends, max(1, rc)
+
+
+def _versions() -> dict[str, str]:
+    from .. import __version__
+
+    out = {"descentlab_version": __version__, "numpy_version": np.__version__, "h5py_version": h5py.__version__,
+           "hdf5_version": h5py.version.hdf5_version}  # fmt: skip
+    try:
+        import numba
+
+        out["numba_version"] = numba.__version__
+    except ImportError:  # pragma: no cover
+        out["numba_version"] = "not installed"
+    return out
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _spec_json(spec: RunSpec) -> str:
+    return json.dumps(spec.resolved, sort_keys=True, allow_nan=True)
+
+
+def _compare_spec(stored: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> str | None:
+    """The first field where two resolved specs differ (ignoring run.chunk_steps)."""
+    for key in sorted(set(stored) | set(new)):
+        where = f"{prefix}{key}"
+        if where == "run.chunk_steps":
+            continue
+        a, b = stored.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            diff = _compare_spec(a, b, where + ".")
+            if diff:
+                return diff
+        elif a != b and not (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b)):
+            return where
+    return None
+
+
+def _scale(grp: h5py.Group, name: str, data: np.ndarray) -> h5py.Dataset:
+    ds = grp.create_dataset(name, data=data)
+    ds.make_scale(name)
+    return ds
+
+
+def _attach(ds: h5py.Dataset, *scales: h5py.Dataset) -> None:
+    for i, sc in enumerate(scales):
+        ds.dims[i].attach_scale(sc)
+        ds.dims[i].label = sc.name.rsplit("/", 1)[-1]
+
+
+def _create_layout(f: h5py.File, sim: Simulation, rc: int, compression: str | None) -> None:
+    spec = sim.spec
+    n, d, r = sim.n, spec.dim, spec.n_records
+    dt = np.dtype(spec.dtype)
+    ids = np.arange(sim.start, sim.stop, dtype=np.int64)
+    dims = np.arange(d, dtype=np.int64)
+    f.attrs.update({
+        "format": FORMAT, "format_version": FORMAT_VERSION, "spec": _spec_json(spec), "complete": False,
+        "target": spec.target, "dtype": spec.dtype, "seed": np.uint64(spec.seed), "rng": _rng_name(),
+        "created": _now(), "finished": "", "particles": spec.particles, "particle_start": sim.start,
+        "particle_stop": sim.stop, "steps": spec.steps, "record_every": spec.record_every, "steps_done": 0,
+        **_versions(),
+    })  # fmt: skip
+    comp: dict[str, Any] = {}
+    if compression:
+        comp = {"compression": compression, "shuffle": True}
+    item = dt.itemsize
+    pc = int(max(1, min(n, H5_CHUNK_BYTES // (rc * d * item))))
+
+    g = f.create_group("init")
+    p_i, d_i = _scale(g, "particle", ids), _scale(g, "dim", dims)
+    _attach(g.create_dataset("x", data=sim.init_x), p_i, d_i)
+
+    t = f.create_group("trajectory")
+    p_t, d_t = _scale(t, "particle", ids), _scale(t, "dim", dims)
+    r_t = _scale(t, "record", np.arange(r, dtype=np.int64))
+    step = t.create_dataset("step", data=np.arange(r, dtype=np.int64) * spec.record_every)
+    _attach(step, r_t)
+    tx = _chunked(t, "x", (n, r, d), (n, None, d), (pc, rc, d), dt, comp)
+    _attach(tx, p_t, r_t, d_t)
+    tl = _chunked(t, "loss", (n, r), (n, None), (min(n, pc * d), rc), dt, comp)
+    _attach(tl, p_t, r_t)
+
+    fin = f.create_group("final")
+    p_f, d_f = _scale(fin, "particle", ids), _scale(fin, "dim", dims)
+    for name, shape, typ in (("x", (n, d), dt), ("loss", (n,), dt), ("grad_norm", (n,), dt),
+                             ("status", (n,), np.int8), ("stop_step", (n,), np.int64)):  # fmt: skip
+        ds = f["final"].create_dataset(name, shape=shape, dtype=typ)
+        _attach(ds, *((p_f, d_f) if len(shape) == 2 else (p_f,)))
+    fin["status"].attrs["codes"] = json.dumps(STATUS_CODES)
+
+    c = f.create_group("checkpoint")
+    c.attrs.update({"step": -1, "records": 0, "slot": -1, "layout": "engine-native: x (D, N), state (S, D, N)"})
+    for slot in ("0", "1"):
+        s = c.create_group(slot)
+        for name, arr in (("x", sim.x), ("state", sim.state), ("status", sim.status),
+                          ("stop_step", sim.stop_step), ("count", sim.count)):  # fmt: skip
+            s.create_dataset(name, shape=arr.shape, dtype=arr.dtype)
+
+
+def _chunked(grp: h5py.Group, name: str, shape: tuple[int, ...], maxshape: tuple[int | None, ...],
+             chunks: tuple[int, ...], dt: np.dtype, comp: dict[str, Any]) -> h5py.Dataset:  # fmt: skip
+    """A chunked dataset allocated up front and never filled (writes go straight to disk)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk(chunks)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    if comp:
+        dcpl.set_shuffle()
+        if comp["compression"] == "gzip":
+            dcpl.set_deflate(4)
+        elif comp["compression"] == "lzf":
+            dcpl.set_filter(h5py.h5z.FILTER_LZF, h5py.h5z.FLAG_OPTIONAL, (0,))
+        else:
+            raise StoreError(f"compression: expected gzip or lzf, got {comp['compression']!r}")
+    else:
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    space = h5py.h5s.create_simple(shape, tuple(h5py.h5s.UNLIMITED if m is None else m for m in maxshape))
+    dsid = h5py.h5d.create(grp.id, name.encode(), h5py.h5t.py_create(dt), space, dcpl=dcpl)
+    return h5py.Dataset(dsid)
+
+
+def _rng_name() -> str:
+    from ..kernels.rng import RNG_NAME
+
+    return RNG_NAME
+
+
+# ----------------------------------------------------------------------------- writer
+
+
+class _Writer:
+    """A writer thread fed through a bounded queue; errors surface in the caller."""
+
+    def __init__(self, depth: int = 1) -> None:
+        self.q: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="descentlab-writer", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self.q.get()
+            if job is None:
+                return
+            if self.error is None:
+                try:
+                    job()
+                except BaseException as exc:  # re-raised in the main thread
+                    self.error = exc
+
+    def put(self, job: Callable[[], None]) -> None:
+        self._check()
+        self.q.put(job)
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join()
+        self._check()
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def _write_records(f: h5py.File, r0: int, x: np.ndarray, loss: np.ndarray) -> None:
+    r1 = r0 + x.shape[1]
+    if r1 > r0:
+        f["trajectory/x"][:, r0:r1, :] = x
+        f["trajectory/loss"][:, r0:r1] = loss
+
+
+def _write_checkpoint(f: h5py.File, step: int, records: int, snap: dict[str, np.ndarray]) -> None:
+    c = f["checkpoint"]
+    slot = 1 - int(c.attrs["slot"]) if int(c.attrs["slot"]) >= 0 else 0
+    g = c[str(slot)]
+    for name, arr in snap.items():
+        g[name][...] = arr
+    f.flush()  # the slot (and the records before it) reach the OS before the pointer moves
+    c.attrs.update({"step": step, "records": records, "slot": slot})
+    f.attrs["steps_done"] = step
+    f.flush()
+
+
+def _snapshot(sim: Simulation) -> dict[str, np.ndarray]:
+    return {"x": sim.x.copy(), "state": sim.state.copy(), "status": sim.status.copy(),
+            "stop_step": sim.stop_step.copy(), "count": sim.count.copy()}  # fmt: skip
+
+
+def _restore(f: h5py.File, sim: Simulation) -> int:
+    c = f["checkpoint"]
+    slot = int(c.attrs["slot"])
+    if slot < 0:
+        return 0
+    g = c[str(slot)]
+    for name in ("x", "state", "status", "stop_step", "count"):
+        arr = getattr(sim, name)
+        ds = g[name]
+        if ds.shape != arr.shape or ds.dtype != arr.dtype:
+            raise StoreError(f"checkpoint: {name} has shape {ds.shape} {ds.dtype}, expected {arr.shape} {arr.dtype}")
+        ds.read_direct(arr)
+    f["init/x"].read_direct(sim.init_x)
+    sim.step = int(c.attrs["step"])
+    return sim.step
+
+
+def _progress(total: int, initial: int, show: bool | None) -> Any:
+    from tqdm.auto import tqdm
+
+    disable = (not sys.stderr.isatty()) if show is None else not show
+    return tqdm(total=total, initial=initial, unit="step", disable=disable, dynamic_ncols=True, leave=False)
+
+
+def write_run(
+    spec: Any,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    chunk_steps: int | None = None,
+    compression: str | None = None,
+    progress: bool | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
+) -> Path:
+    """Run a spec into the HDF5 file ``out`` (atomically); returns its path.
+
+    ``spec``: dict, TOML path or :class:`RunSpec`. ``resume``: continue
+    ``OUT.partial`` from its last checkpoint (start afresh if there is none).
+    ``overwrite``: replace an existing ``out``. ``compression``: None (default),
+    ``"gzip"`` or ``"lzf"`` for the trajectory. ``progress``: None shows a bar
+    only on a terminal. Raises :class:`~descentlab.engine.spec.SpecError` or
+    :class:`StoreError` on bad input before any file is touched.
+    """
+    from .run import Simulation
+    from .spec import RunSpec, parse_spec
+
+    rs = spec if isinstance(spec, RunSpec) else parse_spec(spec)
+    if compression not in (None, "gzip", "lzf"):
+        raise StoreError(f"compression: expected gzip or lzf, got {compression!r}")
+    if chunk_steps is not None and chunk_steps < 1:
+        raise StoreError(f"chunk_steps: must be >= 1, got {chunk_steps}")
+    out = Path(out)
+    tmp = partial_path(out)
+    if out.is_dir():
+        raise StoreError(f"OUT: {out} is a directory; give a file name")
+    if not out.parent.is_dir():
+        raise StoreError(f"OUT: directory {out.parent} does not exist")
+    if out.exists() and not overwrite:
+        if resume and _is_complete(out):
+            return out
+        raise StoreError(f"OUT: {out} exists; pass --overwrite to replace it")
+    resuming = resume and tmp.exists()
+    if resuming:
+        try:
+            with h5py.File(tmp, "r") as f:
+                if f.attrs.get("format") != FORMAT:
+                    raise StoreError(f"OUT: {tmp} is not a descentlab run file")
+                diff = _compare_spec(json.loads(f.attrs["spec"]), rs.resolved)
+                has_checkpoint = "checkpoint" in f and int(f["checkpoint"].attrs.get("slot", -1)) >= 0
+        except OSError as exc:
+            raise StoreError(f"OUT: cannot resume from {tmp} ({exc}); run without --resume") from None
+        except KeyError:  # killed while the layout was being created: nothing to keep
+            diff, has_checkpoint = None, False
+        resuming = has_checkpoint
+        if diff:
+            raise StoreError(f"{diff}: differs from the spec of the partial run {tmp}; cannot resume")
+
+    sim = Simulation(rs)
+    ends, rc = chunk_plan(rs, chunk_steps)
+    if resuming:
+        f = h5py.File(tmp, "r+")
+        step0 = _restore(f, sim)
+        rec0 = int(f["checkpoint"].attrs["records"])
+    else:
+        tmp.unlink(missing_ok=True)
+        f = h5py.File(tmp, "w")
+        step0, rec0 = 0, 0
+    t_start = time.perf_counter()
+    bar = _progress(rs.steps, step0, progress)
+    writer = _Writer(depth=1)
+    try:
+        if not resuming:
+            _create_layout(f, sim, rc, compression)
+        if rec0 == 0:
+            first = sim.initial_records()
+            _write_records(f, 0, first.x, first.loss)
+            rec0 = 1
+        rec = rec0
+        for t1 in ends:
+            if t1 <= sim.step:
+                continue
+            recs = sim.advance(t1)
+            snap = _snapshot(sim)
+            r0, step_now = rec, sim.step
+            rec += recs.x.shape[1]
+            rec_now = rec
+
+            def job(r0=r0, recs=recs, snap=snap, step_now=step_now, rec_now=rec_now) -> None:
+                _write_records(f, r0, recs.x, recs.loss)
+                _write_checkpoint(f, step_now, rec_now, snap)
+                if on_checkpoint is not None:
+                    on_checkpoint(step_now)
+
+            writer.put(job)
+            bar.update(t1 - bar.n)
+        loss, gn = sim.finish()
+        writer.close()
+        fin = f["final"]
+        fin["x"][...] = sim.x.T
+        fin["loss"][...] = loss
+        fin["grad_norm"][...] = gn
+        fin["status"][...] = sim.status
+        fin["stop_step"][...] = sim.stop_step
+        f.attrs.update({"finished": _now(), "wall_time": time.perf_counter() - t_start, "complete": True})
+        f.close()
+        bar.close()
+    except BaseException:
+        bar.close()
+        try:
+            writer.close()
+        except BaseException:  # the first error wins
+            pass
+        f.close()
+        raise
+    os.replace(tmp, out)
+    return out
+
+
+def _is_complete(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("complete", False))
+    except OSError:
+        return False
+
+
+# ----------------------------------------------------------------------------- reader
+
+
+class RunFile:
+    """A run file opened for reading; datasets are lazy ``h5py.Dataset`` objects.
+
+    Attributes: ``spec`` (the resolved spec, a dict), ``attrs`` (root attributes),
+    ``complete``, ``steps_done``; properties give the datasets of DESIGN.md's
+    table (``init_x``, ``trajectory_step``, ``trajectory_x``, ``trajectory_loss``,
+    ``final_x``, ``final_loss``, ``final_grad_norm``, ``status``, ``stop_step``).
+    For a partial file only the first ``records`` records are valid.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.file = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot open as HDF5 ({exc})") from None
+        if self.file.attrs.get("format") != FORMAT:
+            self.file.close()
+            raise StoreError(f"{self.path}: not a descentlab run file")
+        self.attrs = dict(self.file.attrs)
+        self.spec: dict[str, Any] = json.loads(self.attrs["spec"])
+        self.complete = bool(self.attrs.get("complete", False))
+        self.steps_done = int(self.attrs.get("steps_done", 0))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.file[key]
+
+    def __enter__(self) -> RunFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.file.close()
+
+    @property
+    def records(self) -> int:
+        """Number of valid records (all of them in a complete file)."""
+        if self.complete:
+            return int(self.file["trajectory/step"].shape[0])
+        return int(self.file["checkpoint"].attrs["records"])
+
+    init_x = property(lambda self: self.file["init/x"])
+    trajectory_step = property(lambda self: self.file["trajectory/step"])
+    trajectory_x = property(lambda self: self.file["trajectory/x"])
+    trajectory_loss = property(lambda self: self.file["trajectory/loss"])
+    final_x = property(lambda self: self.file["final/x"])
+    final_loss = property(lambda self: self.file["final/loss"])
+    final_grad_norm = property(lambda self: self.file["final/grad_norm"])
+    status = property(lambda self: self.file["final/status"])
+    stop_step = property(lambda self: self.file["final/stop_step"])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(N particles, R records, D dims)."""
+        n, r, d = self.file["trajectory/x"].shape
+        return int(n), int(r), int(d)
+
+    def status_counts(self) -> dict[str, int] | None:
+        """Particles per final status (None while the run is incomplete)."""
+        if not self.complete:
+            return None
+        counts = np.bincount(self.file["final/status"][...].astype(np.int64), minlength=len(STATUS_CODES))
+        return {name: int(counts[k]) for k, name in STATUS_CODES.items()}
+
+    def trajectory(self, particle: int) -> np.ndarray:
+        """Recorded positions (R, D) of one particle."""
+        return self.file["trajectory/x"][particle, : self.records, :]
+
+    def datasets(self) -> Iterator[tuple[str, h5py.Dataset]]:
+        """Every dataset in the file as (path, dataset)."""
+        found: list[tuple[str, h5py.Dataset]] = []
+        self.file.visititems(lambda name, obj: found.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+        return iter(found)
+
+    def describe(self) -> str:
+        """A human-readable summary (what ``descentlab info`` prints)."""
+        a, s = self.attrs, self.spec
+        n, r, d = self.shape
+        size = self.path.stat().st_size
+        lines = [
+            f"{self.path}: descentlab run file (format {a['format_version']}), "
+            + ("complete" if self.complete else f"INCOMPLETE ({self.steps_done} of {a['steps']} steps checkpointed)"),
+            f"  landscape   {s['landscape']['name']} (dim {s['landscape']['dim']})",
+            f"  optimizer   {json.dumps(s['optimizer'])}",
+            f"  particles   {n}   steps {a['steps']}   record_every {a['record_every']}   "
+            f"records {self.records}/{r}   dims {d}",
+            f"  dtype {a['dtype']}   target {a['target']}   seed {a['seed']}   rng {a['rng']}",
+            f"  created {a['created']}   finished {a['finished'] or '-'}"
+            + (f"   wall {a['wall_time']:.3g} s" if "wall_time" in a else ""),
+            f"  versions    descentlab {a['descentlab_version']}, numba {a['numba_version']}, "
+            f"numpy {a['numpy_version']}, h5py {a['h5py_version']} (HDF5 {a['hdf5_version']})",
+            f"  file size   {size / 2**20:.1f} MiB",
+        ]
+        counts = self.status_counts()
+        if counts is not None:
+            lines.append("  status      " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+        lines.append("  datasets")
+        for name, ds in self.datasets():
+            if name.startswith("checkpoint/"):
+                continue
+            lines.append(f"    /{name:<22} {ds.shape!s:<20} {ds.dtype}")
+        lines.append("  spec        " + json.dumps(s, sort_keys=True))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        n, r, d = self.shape
+        return f"RunFile({str(self.path)!r}, N={n}, R={r}, D={d}, complete={self.complete})"
+
+
+def open_run(path: str | Path) -> RunFile:
+    """Open a run file for reading (lazy datasets; no Numba compilation)."""
+    return RunFile(path)
