@@ -61,6 +61,13 @@ class StopTable(_Strict):
             raise ValueError("must be a number, not NaN")
         return v
 
+    @field_validator("grad_tol")
+    @classmethod
+    def _finite_tol(cls, v: float) -> float:
+        if math.isinf(v):
+            raise ValueError("must be finite (inf would stop every particle at once)")
+        return v
+
 
 class InitTable(_Strict):
     scheme: Literal["uniform", "normal", "grid", "zeros", "constant", "points"] = "uniform"
@@ -75,8 +82,13 @@ class InitTable(_Strict):
     model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
 
 
+_UNION_TAGS = {"float", "int", "str", "bool"}
+
+
 def _loc(err: dict[str, Any]) -> str:
-    return ".".join(str(p) for p in err["loc"])
+    """Dotted field path of a pydantic error, without union-member tags (``float``, ``list[float]``)."""
+    parts = [p for p in err["loc"] if not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p))]
+    return ".".join(str(p) for p in parts)
 
 
 def _fail(field_name: str, msg: str) -> SpecError:
@@ -150,7 +162,9 @@ def _model(cls: type[BaseModel], data: Mapping[str, Any], prefix: str) -> Any:
     try:
         return cls.model_validate(dict(data))
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errs = exc.errors()
+        # of a union's alternatives, report the one that got furthest (e.g. an element of a list)
+        err = max(errs, key=lambda e: (e["loc"][:1] == errs[0]["loc"][:1], len(e["loc"])))
         where = f"{prefix}.{_loc(err)}" if err["loc"] else prefix
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -172,7 +186,8 @@ def _resolve_hyper(opt: Optimizer, given: Mapping[str, Any], prefix: str) -> dic
     try:
         hyper = opt.resolve(given)
     except KeyError as exc:
-        raise _fail(f"{prefix}.{next(iter(set(given) - set(opt.hyper) - {'name'}), 'name')}", str(exc.args[0])) from None
+        bad = next(iter(sorted(set(given) - set(opt.hyper) - {"name"})), "name")
+        raise _fail(f"{prefix}.{bad}", str(exc.args[0])) from None
     for key, default in opt.hyper.items():
         val = hyper[key]
         where = f"{prefix}.{key}"
@@ -295,17 +310,19 @@ def _landscape(spec: Mapping[str, Any]) -> tuple[Landscape, dict[str, Any], int]
     return land, params, d
 
 
-def _check_init(init: dict[str, Any], dim: int) -> None:
+def _check_init(init: dict[str, Any], dim: int, default_box: tuple[float, float] = (-math.inf, math.inf)) -> None:
     for key in ("low", "high", "mean", "std", "resolution"):
         val = init.get(key)
         if isinstance(val, list) and len(val) != dim:
             raise _fail(f"init.{key}", f"expected a number or {dim} numbers (one per dimension), got {len(val)}")
     if init["scheme"] in ("uniform", "grid"):
-        if init.get("low") is not None and init.get("high") is not None:
-            low = np.broadcast_to(np.asarray(init["low"], dtype=float), (dim,))
-            high = np.broadcast_to(np.asarray(init["high"], dtype=float), (dim,))
+        if init.get("low") is not None or init.get("high") is not None:
+            lo_v, hi_v = init.get("low", default_box[0]), init.get("high", default_box[1])
+            low = np.broadcast_to(np.asarray(lo_v, dtype=float), (dim,))
+            high = np.broadcast_to(np.asarray(hi_v, dtype=float), (dim,))
             if np.any(low >= high):
-                raise _fail("init.low", f"must be below init.high in every dimension (low={init['low']}, high={init['high']})")
+                raise _fail("init.low", f"must be below init.high in every dimension (low={lo_v}, high={hi_v}; "
+                                        f"the landscape's default box is {list(default_box)})")  # fmt: skip
     if init.get("std") is not None and np.any(np.asarray(init["std"], dtype=float) < 0):
         raise _fail("init.std", "must be >= 0")
     if init["scheme"] == "grid" and init.get("resolution") is not None:
@@ -343,7 +360,7 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
     phases = _phases(spec, run.steps)
     init = init_t.model_dump(exclude_none=True)
     init.setdefault("scheme", "uniform")
-    _check_init(init, dim)
+    _check_init(init, dim, land.init_box)
     implied = count_particles(init, dim)
     if implied is not None:
         if run.particles is not None and run.particles != implied:
