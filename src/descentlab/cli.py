@@ -1,0 +1,176 @@
+"""The ``descentlab`` command line (typer).
+
+Exit status: 0 ok, 2 bad input (one line naming the field, no traceback,
+nothing written), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="descentlab",
+    help="Many particles through loss landscapes under every common optimizer.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+class UserError(ValueError):
+    """Bad input given on the command line: exit status 2."""
+
+
+class Compression(StrEnum):
+    gzip = "gzip"
+    lzf = "lzf"
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    import numba
+
+    if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        raise UserError(f"--threads: expected 1..{numba.config.NUMBA_NUM_THREADS}, got {threads}")
+    numba.set_num_threads(threads)
+
+
+@app.command()
+def run(
+    spec: Annotated[Path, typer.Argument(help="run spec (TOML)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output HDF5 file")],
+    resume: Annotated[bool, typer.Option("--resume", help="continue OUT's partial file from its checkpoint")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing OUT")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or summary")] = False,
+    chunk_steps: Annotated[int | None, typer.Option("--chunk-steps", help="steps per chunk (same results)")] = None,
+    compression: Annotated[Compression | None, typer.Option("--compression", help="compress the trajectory")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Numba threads (results unchanged)")] = None,
+) -> None:
+    """Run one spec into an HDF5 file (atomic; resumable)."""
+    from .engine.spec import parse_spec
+    from .engine.store import open_run, write_run
+
+    rs = parse_spec(spec)
+    if chunk_steps is not None and chunk_steps < 1:
+        raise UserError(f"--chunk-steps: must be >= 1, got {chunk_steps}")
+    _set_threads(threads)
+    path = write_run(
+        rs, out, resume=resume, overwrite=overwrite, chunk_steps=chunk_steps,
+        compression=compression.value if compression else None, progress=False if quiet else None,
+    )  # fmt: skip
+    if not quiet:
+        with open_run(path) as f:
+            counts = f.status_counts() or {}
+            wall = f.attrs.get("wall_time")
+        summary = ", ".join(f"{k}: {v}" for k, v in counts.items() if v)
+        typer.echo(f"{path}: {rs.particles} particles x {rs.steps} steps ({summary})"
+                   + (f" in {wall:.3g} s" if wall is not None else ""))  # fmt: skip
+
+
+@app.command()
+def info(path: Annotated[Path, typer.Argument(help="run file (HDF5)")]) -> None:
+    """What is in a run file: spec, sizes, status counts, whether complete."""
+    from .engine.store import StoreError, open_run
+
+    if not path.exists():
+        raise UserError(f"PATH: {path} does not exist")
+    try:
+        f = open_run(path)
+    except StoreError as exc:
+        raise UserError(f"PATH: {exc}") from None
+    with f:
+        typer.echo(f.describe())
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, tuple):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return repr(v)
+
+
+@app.command()
+def landscapes() -> None:
+    """The landscape catalogue: name, dimension, parameters with defaults."""
+    from .landscapes import LANDSCAPES
+
+    for name in sorted(LANDSCAPES):
+        land = LANDSCAPES[name]
+        dim = f"D={land.dim}" if land.dim is not None else f"any D (default {land.default_dim})"
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in land.params.items()) or "no parameters"
+        typer.echo(f"{name:<18} {dim:<20} {params}")
+        typer.echo(f"{'':<18} {land.description}; init box {list(land.init_box)}")
+
+
+@app.command()
+def optimizers() -> None:
+    """The optimizer catalogue: name, hyperparameters with defaults, state."""
+    from .optimizers import OPTIMIZERS
+
+    for name in sorted(OPTIMIZERS):
+        opt = OPTIMIZERS[name]
+        hyper = ", ".join(f"{k}={_fmt(v)}" for k, v in opt.hyper.items())
+        typer.echo(f"{name:<12} {hyper}")
+        typer.echo(f"{'':<12} {opt.description}; state {list(opt.state) or '-'}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("-o", "--out", help="output directory")] = Path("results/demo"),
+    particles: Annotated[int, typer.Option("--particles", help="particles per optimizer")] = 10_000,
+    steps: Annotated[int, typer.Option("--steps", help="steps per run")] = 500,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Built-in demo: particles on Himmelblau under three optimizers; files + a figure."""
+    from .demo import run_demo
+
+    if particles < 1:
+        raise UserError(f"--particles: must be >= 1, got {particles}")
+    if steps < 10:
+        raise UserError(f"--steps: must be >= 10, got {steps}")
+    run_demo(out, particles=particles, steps=steps, echo=(lambda s: None) if quiet else typer.echo)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .engine.spec import SpecError
+    from .engine.store import StoreError
+
+    return (UserError, SpecError, StoreError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the exit status (0 ok, 2 bad input, 1 internal error)."""
+    try:
+        rv = app(args=argv, prog_name="descentlab", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # usage errors (click/typer): status 2
+            exc.show()
+            return int(exc.exit_code)
+        if isinstance(exc, _user_errors()):
+            msg = " ".join(str(exc).split())
+            typer.echo(f"descentlab: error: {msg}", err=True)
+            return 2
+        traceback.print_exc()
+        typer.echo(f"descentlab: internal error: {type(exc).__name__}: {exc}", err=True)
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
