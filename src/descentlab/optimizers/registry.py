@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from .adagrad import adagrad_step
 from .adam import adam_step, adamw_step
 from .base import Optimizer
+from .langevin import langevin_step
+from .linalg import eig_rows
+from .newton import newton_step, saddle_free_newton_step
+from .rmsprop import rmsprop_step
 from .sgd import sgd_step
 
 OPTIMIZERS: dict[str, Optimizer] = {}
@@ -45,6 +50,83 @@ register(
         state=("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
         step=adamw_step,
         reference="https://pytorch.org/docs/stable/generated/torch.optim.AdamW.html",
+    )
+)
+
+_SGD_REF = "https://pytorch.org/docs/stable/generated/torch.optim.SGD.html"
+register(
+    Optimizer(
+        name="momentum",
+        description="heavy-ball momentum: sgd with momentum = 0.9 by default (torch.optim.SGD)",
+        hyper={"lr": 1e-3, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False},
+        state=("momentum_buffer",),
+        step=sgd_step,
+        reference=_SGD_REF,
+    )
+)
+register(
+    Optimizer(
+        name="nesterov",
+        description="Nesterov momentum: sgd with momentum = 0.9, nesterov = true by default (torch.optim.SGD)",
+        hyper={"lr": 1e-3, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": True},
+        state=("momentum_buffer",),
+        step=sgd_step,
+        reference=_SGD_REF,
+    )
+)
+register(
+    Optimizer(
+        name="adagrad",
+        description="Adagrad with learning-rate decay and L2 weight decay (torch.optim.Adagrad)",
+        hyper={"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10},
+        state=("sum",),
+        step=adagrad_step,
+        init_fill=lambda hyper: float(hyper["initial_accumulator_value"]),
+        reference="https://pytorch.org/docs/stable/generated/torch.optim.Adagrad.html",
+    )
+)
+register(
+    Optimizer(
+        name="rmsprop",
+        description="RMSprop, plain or centered, with momentum and L2 weight decay (torch.optim.RMSprop)",
+        hyper={"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
+        state=("square_avg", "momentum_buffer", "grad_avg"),
+        step=rmsprop_step,
+        reference="https://pytorch.org/docs/stable/generated/torch.optim.RMSprop.html",
+    )
+)
+register(
+    Optimizer(
+        name="langevin",
+        description="gradient descent with Gaussian gradient noise: x -= lr (g + noise_std xi), xi ~ N(0, 1)",
+        hyper={"lr": 1e-3, "noise_std": 0.1},
+        state=(),
+        step=langevin_step,
+        reference="https://en.wikipedia.org/wiki/Stochastic_gradient_Langevin_dynamics",
+    )
+)
+register(
+    Optimizer(
+        name="newton",
+        description="damped Newton: x -= lr (H + damping I)^-1 g (per-particle Jacobi eigen-solve)",
+        hyper={"lr": 1.0, "damping": 0.0},
+        state=(),
+        step=newton_step,
+        needs_hessian=True,
+        scratch_fn=eig_rows,
+        reference="https://en.wikipedia.org/wiki/Newton%27s_method_in_optimization",
+    )
+)
+register(
+    Optimizer(
+        name="saddle_free_newton",
+        description="saddle-free Newton (Dauphin et al. 2014): x -= lr (|H| + damping I)^-1 g, |H| = V |Lambda| V^T",
+        hyper={"lr": 1.0, "damping": 1e-3},
+        state=(),
+        step=saddle_free_newton_step,
+        needs_hessian=True,
+        scratch_fn=eig_rows,
+        reference="https://arxiv.org/abs/1406.2572",
     )
 )
 

@@ -1,0 +1,41 @@
+"""Adagrad.
+
+torch.optim.Adagrad, https://pytorch.org/docs/stable/generated/torch.optim.Adagrad.html
+(Duchi, Hazan & Singer 2011)::
+
+    state_sum <- initial_accumulator_value                  (init_fill)
+    clr <- lr / (1 + (t - 1) * lr_decay)
+    g <- g + weight_decay * x
+    state_sum <- state_sum + g * g
+    x <- x - clr * g / (sqrt(state_sum) + eps)
+
+h = [lr_decay, weight_decay, initial_accumulator_value, eps]; state s = [sum].
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._jit import math_function, real
+
+
+@math_function
+def adagrad_step(x, g, s, h, lr, t, H, ws, seed, gid0, lo, hi):
+    clr = real(lr / (1.0 + (t - 1) * h[0]), x)
+    wd = real(h[1], x)
+    eps = real(h[3], x)
+    dim = x.shape[0]
+    if h[1] != 0.0:
+        for d in range(dim):
+            for i in range(lo, hi):
+                gi = g[d, i] + wd * x[d, i]
+                acc = s[0, d, i] + gi * gi
+                s[0, d, i] = acc
+                x[d, i] -= clr * gi / (math.sqrt(acc) + eps)
+    else:
+        for d in range(dim):
+            for i in range(lo, hi):
+                gi = g[d, i]
+                acc = s[0, d, i] + gi * gi
+                s[0, d, i] = acc
+                x[d, i] -= clr * gi / (math.sqrt(acc) + eps)
