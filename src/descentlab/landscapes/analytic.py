@@ -110,7 +110,6 @@ def rosenbrock_minima(params, dim):  # type: ignore[no-untyped-def]
     return [("global", pt)]
 
 
-
 # --------------------------------------------------------------------------- quadratic bowl
 # f(x) = 0.5 x^T A x, A = Q diag(lam) Q^T (any D). p = A flattened row-major (D*D),
 # packed by :func:`quadratic_pack`.
@@ -186,9 +185,11 @@ def six_hump_camel_value(x, p, w, out, lo, hi):
         b = x[1, i]
         a2 = a * a
         b2 = b * b
-        out[i] = (real(4.0, x) - real(2.1, x) * a2 + a2 * a2 / real(3.0, x)) * a2 + a * b + (
-            real(-4.0, x) + real(4.0, x) * b2
-        ) * b2
+        out[i] = (
+            (real(4.0, x) - real(2.1, x) * a2 + a2 * a2 / real(3.0, x)) * a2
+            + a * b
+            + (real(-4.0, x) + real(4.0, x) * b2) * b2
+        )
 
 
 @math_function
@@ -333,8 +334,9 @@ def ackley_hess(x, p, w, h, lo, hi):
                                   - w[1, i] * c * inv_d * sr * sr)  # fmt: skip
             else:
                 for i in range(lo, hi):
-                    h[r, q, i] = (w[2, i] * x[r, i] * x[q, i]
-                                  - w[1, i] * c * inv_d * math.sin(c * x[r, i]) * math.sin(c * x[q, i]))  # fmt: skip
+                    # products grouped symmetrically so that h[r, q] == h[q, r] exactly
+                    h[r, q, i] = (w[2, i] * (x[r, i] * x[q, i])
+                                  - w[1, i] * c * inv_d * (math.sin(c * x[r, i]) * math.sin(c * x[q, i])))  # fmt: skip
 
 
 # --------------------------------------------------------------------------- Styblinski-Tang

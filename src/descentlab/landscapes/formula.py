@@ -249,9 +249,7 @@ def generate_source(formula: str) -> tuple[str, list[str]]:
     ]
     src = "\n".join(parts)
     if dim > 1:  # mirror the lower triangle inside the same particle loop
-        mirror = "".join(
-            f"        h[{c}, {r}, i] = h[{r}, {c}, i]\n" for r in range(dim) for c in range(r + 1, dim)
-        )
+        mirror = "".join(f"        h[{c}, {r}, i] = h[{r}, {c}, i]\n" for r in range(dim) for c in range(r + 1, dim))
         src = src + mirror
     return src + "\n\n_ = math\n", names
 
