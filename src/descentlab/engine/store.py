@@ -448,10 +448,10 @@ class RunFile:
     For a partial file only the first ``records`` records are valid.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, locking: bool | None = None) -> None:
         self.path = Path(path)
         try:
-            self.file = h5py.File(self.path, "r")
+            self.file = h5py.File(self.path, "r", locking=locking)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot open as HDF5 ({exc})") from None
         if self.file.attrs.get("format") != FORMAT:
@@ -459,7 +459,8 @@ class RunFile:
             raise StoreError(f"{self.path}: not a descentlab run file")
         self.attrs = dict(self.file.attrs)
         self.spec: dict[str, Any] = json.loads(self.attrs["spec"])
-        self.complete = bool(self.attrs.get("complete", False))
+        # a temporary file is never complete, even in the instant between its last write and the rename
+        self.complete = bool(self.attrs.get("complete", False)) and not self.path.name.endswith(PARTIAL_SUFFIX)
         self.steps_done = int(self.attrs.get("steps_done", 0))
 
     def __getitem__(self, key: str) -> Any:
@@ -549,6 +550,9 @@ class RunFile:
         return f"RunFile({str(self.path)!r}, N={n}, R={r}, D={d}, complete={self.complete})"
 
 
-def open_run(path: str | Path) -> RunFile:
-    """Open a run file for reading (lazy datasets; no Numba compilation)."""
-    return RunFile(path)
+def open_run(path: str | Path, *, locking: bool | None = None) -> RunFile:
+    """Open a run file for reading (lazy datasets; no Numba compilation).
+
+    ``locking=False`` lets a reader look at a file that a run is still writing.
+    """
+    return RunFile(path, locking=locking)

@@ -1,0 +1,47 @@
+"""Spec validation holes found while building the CLI (issue 3)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from descentlab.engine.spec import SpecError, parse_spec
+
+
+def base(**tables: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"run": {"particles": 10, "steps": 100}, "landscape": {"name": "himmelblau"},
+                            "optimizer": {"name": "adam"}}
+    spec.update(tables)
+    return spec
+
+
+@pytest.mark.parametrize(("tables", "field"), [
+    ({"init": {"low": 10.0}}, "init.low"),  # above the default high (5)
+    ({"init": {"high": -6.0}}, "init.low"),  # below the default low (-5)
+    ({"init": {"low": [0.0, math.nan], "high": 1.0}}, "init.low.1"),  # element of a list named
+    ({"init": {"low": math.nan, "high": 1.0}}, "init.low"),
+    ({"init": {"low": [0.0, 0.0, 0.0], "high": 1.0}}, "init.low"),  # wrong dimension of the box
+    ({"stop": {"grad_tol": math.inf}}, "stop.grad_tol"),
+    ({"stop": {"grad_tol": math.nan}}, "stop.grad_tol"),
+    ({"run": {"particles": True, "steps": 10}}, "run.particles"),
+    ({"run": {"particles": 0, "steps": 10}}, "run.particles"),
+    ({"run": {"particles": 10, "steps": 10, "record_every": 11}}, "run.record_every"),
+    ({"run": {"particles": 10**13, "steps": 10}}, "run.particles"),
+    ({"optimizer": {"name": "adam", "lr": -0.1}}, "optimizer.lr"),
+    ({"optimizer": {"name": "adam", "lr": math.nan}}, "optimizer.lr"),
+    ({"optimizer": {"name": "adam", "foo": 1.0}}, "optimizer.foo"),
+])
+def test_refused_with_field(tables: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(base(**tables))
+    msg = str(info.value)
+    assert msg.startswith(field + ":"), msg
+    assert ".float" not in msg.split(":")[0] and "[" not in msg.split(":")[0]
+
+
+def test_defaults_still_accepted() -> None:
+    rs = parse_spec(base(init={"low": -1.0}))
+    assert rs.init["low"] == -1.0
+    assert parse_spec(base(stop={"grad_tol": 0.0})).grad_tol == 0.0
