@@ -14,6 +14,11 @@ cosine      3    T_max, eta_min / base_lr     r + (1 - r)(1 + cos(pi k / T_max))
 =========== ==== ============================ =========================================
 
 warmup(k) = start + (1 - start) * min(k, W) / W  for W > 0 (LinearLR), else 1.
+
+Unlike torch's (periodic) CosineAnnealingLR, the cosine is held at ``eta_min``
+after ``T_max`` (k is clamped to T_max); with the default ``T_max = run.steps``
+the two agree over the whole run. A warm-up combines with the main schedule as
+torch's ``ChainedScheduler([LinearLR, ...])`` does (the factors multiply).
 """
 
 from __future__ import annotations
