@@ -1,0 +1,67 @@
+"""Figures: every plot is a non-empty PNG of the expected size, made headless."""
+
+from __future__ import annotations
+
+import matplotlib
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+import descentlab
+from descentlab.analysis import analyze_result, plots
+from descentlab.analysis.critical import LandscapeMath
+from descentlab.landscapes.registry import get_landscape
+
+
+def _check_png(path):
+    img = mpimg.imread(path)
+    w, h = plots.PIXELS
+    assert img.shape[:2] == (h, w)
+    assert img.shape[2] in (3, 4)
+    assert float(np.ptp(img[..., :3])) > 0.1  # not a blank canvas
+
+
+def test_backend_is_headless():
+    assert matplotlib.get_backend().lower() == "agg"
+
+
+@pytest.fixture(scope="module")
+def himmelblau_figures(tmp_path_factory):
+    spec = {
+        "run": {"steps": 300, "record_every": 10},
+        "landscape": {"name": "himmelblau"},
+        "optimizer": {"name": "sgd", "lr": 0.01},
+        "init": {"scheme": "grid", "resolution": 40},
+    }
+    return analyze_result(descentlab.simulate(spec), tmp_path_factory.mktemp("plots"), label="h").figures
+
+
+def test_analysis_figures(himmelblau_figures):
+    assert set(himmelblau_figures) == {"contour", "basin_map", "ecdf", "loss_bands", "spectra"}
+    for path in himmelblau_figures.values():
+        assert path.stat().st_size > 1000
+        _check_png(path)
+
+
+def test_each_plot_function(tmp_path):
+    rng = np.random.default_rng(0)
+    lm = LandscapeMath(get_landscape("double_well"), {"barrier": 1.0}, 2)
+    traj = rng.uniform(-2, 2, (5, 4, 2))
+    paths = [
+        plots.contour_trajectories(lm, [-2, -2], [2, 2], traj, np.array([[1.0, 0.0]]), ["m"], tmp_path / "c.png"),
+        plots.basin_map(rng.integers(-2, 2, (20, 30)), [-2, -2], [2, 2], ["a", "b"], tmp_path / "b.png"),
+        plots.ecdf([("a", np.array([0, 1, 10, 100]), np.array([0, 0.2, 0.6, 0.9]))], tmp_path / "e.png"),
+        plots.loss_bands(
+            [("a", np.arange(5), np.sort(rng.uniform(0, 1, (5, 5)), axis=0), [0.05, 0.25, 0.5, 0.75, 0.95])],
+            tmp_path / "l.png",
+        ),
+        plots.spectra(np.array([[-2.0, 2.0], [1.0, 3.0]]), ["s", "m"], tmp_path / "s.png"),
+        plots.index_vs_loss(
+            rng.uniform(0, 1, 50),
+            rng.uniform(0, 1, 50),
+            tmp_path / "i.png",
+            highlight=(np.array([0.1]), np.array([0.0])),
+        ),
+    ]
+    for p in paths:
+        _check_png(p)
