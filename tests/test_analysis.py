@@ -246,3 +246,14 @@ def test_steps_to_target_and_ecdf():
     assert f[0] == 0.0 and f[-1] == pytest.approx(3 / 6)
     table = format_table([{"run": "a", "x": 1.0, "y": None}])
     assert table.split("\n") == ["| run | x | y |", "|---|---|---|", "| a | 1 | - |"]
+
+
+def test_census_index_vs_loss():
+    from descentlab.analysis.critical import census
+
+    lm = LandscapeMath(get_landscape("double_well"), {"barrier": 1.0}, 3)
+    pts = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
+    c = census(lm, pts, lm.value(pts))
+    np.testing.assert_allclose(c["index"], [1 / 3, 0.0, 0.0])
+    np.testing.assert_allclose(c["loss"], [1.0, 0.0, 0.0])
+    assert c["row"].tolist() == [0, 1, 2]
