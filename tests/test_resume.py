@@ -54,7 +54,7 @@ spec = {spec!r}
 def announce(step):
     print("checkpoint", step, flush=True)
     time.sleep(0.05)
-write_run(spec, sys.argv[1], chunk_steps=10, progress=False, on_checkpoint=announce)
+write_run(spec, sys.argv[1], chunk_steps=10, progress=False, on_checkpoint=announce, checkpoint_every=0)
 print("done", flush=True)
 """
 

@@ -160,7 +160,7 @@ def test_failed_run_leaves_only_an_incomplete_partial(ref: Path, tmp_path: Path)
             raise RuntimeError("stop here")
 
     with pytest.raises(RuntimeError, match="stop here"):
-        write_run(SPEC, out, chunk_steps=20, progress=False, on_checkpoint=boom)
+        write_run(SPEC, out, chunk_steps=20, progress=False, on_checkpoint=boom, checkpoint_every=0)
     assert seen and not any(seen)
     assert not out.exists() and partial_path(out).exists()
     with open_run(partial_path(out)) as f:
@@ -181,7 +181,8 @@ def test_resume_point_does_not_change_results(ref: Path, tmp_path: Path, stop_at
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        write_run(SPEC, out, chunk_steps=stop_at if stop_at < 100 else 10, progress=False, on_checkpoint=stop)
+        write_run(SPEC, out, chunk_steps=stop_at if stop_at < 100 else 10, progress=False, on_checkpoint=stop,
+                  checkpoint_every=0)
     write_run(SPEC, out, resume=True, progress=False)
     assert_same_files(ref, out)
 
@@ -193,7 +194,8 @@ def test_resume_refuses_another_spec(tmp_path: Path) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        write_run(SPEC, out, chunk_steps=10, progress=False, on_checkpoint=stop)
+        write_run(SPEC, out, chunk_steps=10, progress=False, on_checkpoint=stop,
+                  checkpoint_every=0)
     other = json.loads(json.dumps(SPEC))
     other["optimizer"]["lr"] = 0.01
     with pytest.raises(StoreError, match=r"^optimizer\.lr: differs"):

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .engine.run import Result, simulate  # noqa: E402
-from .engine.store import open_run  # noqa: E402
+from .engine.run import Result, simulate
+from .engine.store import open_run
 
 __all__ = ["Result", "__version__", "open_run", "simulate"]

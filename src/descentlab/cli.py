@@ -52,6 +52,9 @@ def run(
     chunk_steps: Annotated[int | None, typer.Option("--chunk-steps", help="steps per chunk (same results)")] = None,
     compression: Annotated[Compression | None, typer.Option("--compression", help="compress the trajectory")] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="Numba threads (results unchanged)")] = None,
+    checkpoint_every: Annotated[
+        float, typer.Option("--checkpoint-every", help="seconds between checkpoints (0: every chunk)")
+    ] = 30.0,
 ) -> None:
     """Run one spec into an HDF5 file (atomic; resumable)."""
     from .engine.spec import parse_spec
@@ -61,9 +64,12 @@ def run(
     if chunk_steps is not None and chunk_steps < 1:
         raise UserError(f"--chunk-steps: must be >= 1, got {chunk_steps}")
     _set_threads(threads)
+    if not checkpoint_every >= 0:
+        raise UserError(f"--checkpoint-every: must be >= 0 seconds, got {checkpoint_every}")
     path = write_run(
         rs, out, resume=resume, overwrite=overwrite, chunk_steps=chunk_steps,
         compression=compression.value if compression else None, progress=False if quiet else None,
+        checkpoint_every=checkpoint_every,
     )  # fmt: skip
     if not quiet:
         with open_run(path) as f:

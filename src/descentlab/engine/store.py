@@ -55,7 +55,9 @@ PARTIAL_SUFFIX = ".partial"
 #: Target size (bytes) of one HDF5 chunk of a trajectory dataset.
 H5_CHUNK_BYTES = 1 << 20
 #: Records kept in one engine chunk by default are bounded by this (bytes).
-CHUNK_RECORD_BYTES = 192 << 20
+CHUNK_RECORD_BYTES = 512 << 20
+#: Default seconds between checkpoints (a checkpoint is also written at the last step).
+CHECKPOINT_SECONDS = 30.0
 #: Record-axis chunk length of the trajectory when nothing else constrains it.
 H5_CHUNK_RECORDS = 16
 STATUS_CODES = {0: "ran all steps", 1: "converged", 2: "diverged", 3: "left the bound"}
@@ -73,11 +75,21 @@ def partial_path(out: str | Path) -> Path:
 # ----------------------------------------------------------------------------- layout
 
 
+def _even(n_rec: int, rc: int) -> int:
+    """Records per chunk near ``rc`` that tile ``n_rec`` records with little waste."""
+    rc = max(1, min(rc, n_rec))
+    n_chunks = -(-n_rec // rc)
+    return -(-n_rec // n_chunks)
+
+
 def chunk_plan(spec: RunSpec, chunk_steps: int | None = None) -> tuple[list[int], int]:
     """(engine chunk end steps, records per HDF5 chunk) for a spec.
 
     Chunk ends are chosen so that every write of records covers whole HDF5
-    chunks along the record axis (record 0 is written with the first chunk).
+    chunks along the record axis (record 0 is written with the first chunk),
+    and the records tile the record axis evenly. Without ``chunk_steps`` (or
+    ``run.chunk_steps``) a chunk holds about :data:`H5_CHUNK_RECORDS` records,
+    fewer when their buffer would exceed :data:`CHUNK_RECORD_BYTES`.
     Results never depend on this plan, only the speed and the file layout.
     """
     re_, steps, n_rec = spec.record_every, spec.steps, spec.n_records
@@ -85,13 +97,10 @@ def chunk_plan(spec: RunSpec, chunk_steps: int | None = None) -> tuple[list[int]
     if size is None:
         item = np.dtype(spec.dtype).itemsize
         per_record = max(1, spec.particles * (spec.dim + 1) * item)
-        recs = max(1, min(CHUNK_RECORD_BYTES // per_record, 1000 // re_ or 1, n_rec))
-        # prefer a multiple of H5_CHUNK_RECORDS (aligned) or a divisor of it
-        if recs >= H5_CHUNK_RECORDS:
-            recs -= recs % H5_CHUNK_RECORDS
-        size = recs * re_
+        recs = max(1, min(CHUNK_RECORD_BYTES // per_record, H5_CHUNK_RECORDS))
+        size = _even(n_rec, recs) * re_
     if size >= re_:
-        rc = min(size // re_, n_rec)
+        rc = _even(n_rec, size // re_)
         ends = [min(steps, ((j + 1) * rc - 1) * re_) for j in range((n_rec + rc - 1) // rc)]
     else:
         rc = 1
@@ -267,8 +276,38 @@ class _Writer:
 def _write_records(f: h5py.File, r0: int, x: np.ndarray, loss: np.ndarray) -> None:
     r1 = r0 + x.shape[1]
     if r1 > r0:
-        f["trajectory/x"][:, r0:r1, :] = x
-        f["trajectory/loss"][:, r0:r1] = loss
+        for ds, arr in ((f["trajectory/x"], x), (f["trajectory/loss"], loss)):
+            if not _write_chunks(ds, r0, arr):
+                ds[:, r0:r1, ...] = arr
+
+
+def _write_chunks(ds: h5py.Dataset, r0: int, arr: np.ndarray) -> bool:
+    """Write records ``[r0, r0 + k)`` of all particles as whole raw chunks (H5Dwrite_chunk).
+
+    Only for unfiltered datasets and chunk-aligned record blocks (what
+    :func:`chunk_plan` produces): each chunk's bytes are then a contiguous slice
+    of ``arr`` (particles, records, ...), so nothing is gathered, converted or
+    cached; edge chunks are padded. Returns False when not applicable.
+    """
+    chunks = ds.chunks
+    k, total = arr.shape[1], ds.shape[1]
+    pc, rc = chunks[0], chunks[1]
+    if ds.compression is not None or r0 % rc or (k % rc and r0 + k != total) or arr.dtype != ds.dtype:
+        return False
+    n = arr.shape[0]
+    full = np.zeros(chunks, dtype=arr.dtype)
+    dsid = ds.id
+    for b0 in range(0, k, rc):
+        sub = arr if k == rc else np.ascontiguousarray(arr[:, b0 : b0 + rc])
+        kb = sub.shape[1]
+        for p0 in range(0, n, pc):
+            block = sub[p0 : p0 + pc]
+            if block.shape != chunks:
+                full[...] = 0
+                full[: block.shape[0], :kb] = block
+                block = full
+            dsid.write_direct_chunk((p0, r0 + b0) + (0,) * (arr.ndim - 2), np.ascontiguousarray(block))
+    return True
 
 
 def _write_checkpoint(f: h5py.File, step: int, records: int, snap: dict[str, np.ndarray]) -> None:
@@ -321,6 +360,7 @@ def write_run(
     chunk_steps: int | None = None,
     compression: str | None = None,
     progress: bool | None = None,
+    checkpoint_every: float = CHECKPOINT_SECONDS,
     on_checkpoint: Callable[[int], None] | None = None,
 ) -> Path:
     """Run a spec into the HDF5 file ``out`` (atomically); returns its path.
@@ -329,7 +369,9 @@ def write_run(
     ``OUT.partial`` from its last checkpoint (start afresh if there is none).
     ``overwrite``: replace an existing ``out``. ``compression``: None (default),
     ``"gzip"`` or ``"lzf"`` for the trajectory. ``progress``: None shows a bar
-    only on a terminal. Raises :class:`~descentlab.engine.spec.SpecError` or
+    only on a terminal. ``checkpoint_every``: seconds between checkpoints (0:
+    after every chunk; one is always written at the last step). ``on_checkpoint(step)``
+    is called (in the writer thread) once a checkpoint is on disk. Raises :class:`~descentlab.engine.spec.SpecError` or
     :class:`StoreError` on bad input before any file is touched.
     """
     from .run import Simulation
@@ -382,25 +424,32 @@ def write_run(
     try:
         if not resuming:
             _create_layout(f, sim, rc, compression)
-        if rec0 == 0:
-            first = sim.initial_records()
-            _write_records(f, 0, first.x, first.loss)
-            rec0 = 1
+        first = sim.initial_records() if rec0 == 0 else None  # written with the first chunk (aligned)
         rec = rec0
+        last_checkpoint = time.perf_counter()
         for t1 in ends:
             if t1 <= sim.step:
                 continue
             recs = sim.advance(t1)
-            snap = _snapshot(sim)
+            if first is not None:
+                recs.x = np.concatenate([first.x, recs.x], axis=1)
+                recs.loss = np.concatenate([first.loss, recs.loss], axis=1)
+                first = None
+            now = time.perf_counter()
+            snap = None
+            if t1 == rs.steps or now - last_checkpoint >= checkpoint_every:
+                snap = _snapshot(sim)
+                last_checkpoint = now
             r0, step_now = rec, sim.step
             rec += recs.x.shape[1]
             rec_now = rec
 
             def job(r0=r0, recs=recs, snap=snap, step_now=step_now, rec_now=rec_now) -> None:
                 _write_records(f, r0, recs.x, recs.loss)
-                _write_checkpoint(f, step_now, rec_now, snap)
-                if on_checkpoint is not None:
-                    on_checkpoint(step_now)
+                if snap is not None:
+                    _write_checkpoint(f, step_now, rec_now, snap)
+                    if on_checkpoint is not None:
+                        on_checkpoint(step_now)
 
             writer.put(job)
             bar.update(t1 - bar.n)
