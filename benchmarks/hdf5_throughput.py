@@ -71,6 +71,7 @@ def main() -> None:
     write_run(spec_for(64, 20, 10), Path(tempfile.mkdtemp()) / "warm.h5", progress=False)  # compile
 
     tmpdir = Path(args.dir or tempfile.mkdtemp(prefix="dl_bench_"))
+    tmpdir.mkdir(parents=True, exist_ok=True)
     out = tmpdir / "bench.h5"
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(args.particles, size=min(args.particles, 1000), replace=False))
