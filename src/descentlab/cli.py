@@ -93,6 +93,37 @@ def info(path: Annotated[Path, typer.Argument(help="run file (HDF5)")]) -> None:
         raise UserError(f"PATH: {exc}") from None
     with f:
         typer.echo(f.describe())
+    from .analysis.cli import info_text
+
+    text = info_text(path)
+    if text:
+        typer.echo(text)
+
+
+@app.command()
+def analyze(
+    path: Annotated[Path, typer.Argument(help="run file (HDF5)")],
+    plots: Annotated[Path | None, typer.Option("--plots", help="directory for the figures (PNG)")] = None,
+) -> None:
+    """Analyse a run file: attractors, basins, Hessians, convergence; writes /analysis (+ figures)."""
+    from .analysis.cli import analyze_command
+
+    rc = analyze_command(path, plots)
+    if rc:
+        raise typer.Exit(rc)
+
+
+@app.command()
+def compare(
+    paths: Annotated[list[Path], typer.Argument(help="run files (HDF5)")],
+    plots: Annotated[Path | None, typer.Option("--plots", help="directory for the figures (PNG)")] = None,
+) -> None:
+    """Compare run files (e.g. one per optimizer): a table and overlaid ECDF / loss-band figures."""
+    from .analysis.cli import compare_command
+
+    rc = compare_command(paths, plots)
+    if rc:
+        raise typer.Exit(rc)
 
 
 def _fmt(v: Any) -> str:
@@ -148,8 +179,9 @@ def demo(
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .engine.spec import SpecError
     from .engine.store import StoreError
+    from .kernels.cuda import CudaUnavailable
 
-    return (UserError, SpecError, StoreError)
+    return (UserError, SpecError, StoreError, CudaUnavailable)
 
 
 def main(argv: list[str] | None = None) -> int:
