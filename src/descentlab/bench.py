@@ -533,7 +533,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dim-landscapes", default="quadratic,rosenbrock",
                    help="landscapes of the second workload (default quadratic,rosenbrock)")  # fmt: skip
     p.add_argument("--no-compile", action="store_true", help="skip the compile-time subprocesses")
-    p.add_argument("--quick", action="store_true", help="smoke test: N = 1e3,1e4, T = 100, 1 repeat")
+    p.add_argument("--quick", action="store_true", help="smoke test (overrides sizes, steps, repeats)")
     p.add_argument("--markdown", type=Path, help="write the results section into this file")
     p.add_argument("--json", type=Path, help="also write the raw rows as JSON")
     return p
