@@ -36,9 +36,6 @@ CPU_KERNEL_OPTIONS: dict[str, Any] = {
     "nogil": True,
 }
 
-#: Options of CPU helpers that are not parallel (evaluation, host utilities).
-CPU_SERIAL_OPTIONS: dict[str, Any] = {**CPU_KERNEL_OPTIONS, "parallel": False}
-
 #: Particles per block of the CPU kernel (measured best of 64..512 on Rosenbrock+Adam,
 #: 2 cores): the step loop runs outside, a loop
 #: over the block's particles inside, which LLVM vectorises.
@@ -58,6 +55,17 @@ def math_function(fn=None, *, inline: str = "always"):  # type: ignore[no-untype
     if fn is None:
         return lambda f: register_jitable(inline=inline)(f)
     return register_jitable(inline=inline)(fn)
+
+
+def block_function(fn):  # type: ignore[no-untyped-def]
+    """A serial CPU helper of a kernel, compiled as its own function with the kernel options.
+
+    Registered (not ``njit``-decorated) so that a cached kernel that calls it
+    captures a plain function: a Numba dispatcher in a closure pickles with a
+    per-process id, which made every new process miss the on-disk cache.
+    """
+    opts = {k: v for k, v in CPU_KERNEL_OPTIONS.items() if k in ("error_model", "fastmath")}
+    return register_jitable(inline="never", **opts)(fn)
 
 
 def real(value, like):  # type: ignore[no-untyped-def]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .._jit import BLOCK, CHECK_EVERY, CPU_KERNEL_OPTIONS, CPU_SERIAL_OPTIONS
+from .._jit import BLOCK, CHECK_EVERY, CPU_KERNEL_OPTIONS, block_function
 from .common import CONVERGED, DIVERGED, OUT_OF_BOUND, RUNNING, phase_of
 
 
@@ -38,7 +38,7 @@ def make_cpu_kernels(l_value, l_grad, l_hess, o_step, needs_hessian, salt):  # t
     check_every = CHECK_EVERY
     use_hess = needs_hessian
 
-    @njit(**CPU_SERIAL_OPTIONS)
+    @block_function
     def run_block(b, X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
                   seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
                   tol2, patience, bound, lrows, orows):  # fmt: skip

@@ -48,6 +48,7 @@ register(
         init_box=(-2.0, 2.0),
         minima=a.rosenbrock_minima,
         scale=2.0,
+        extra={"min_dim": 2},
     )
 )
 
