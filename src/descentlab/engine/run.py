@@ -19,7 +19,7 @@ from .._jit import math_function
 from ..kernels.common import RUNNING, STATUS_NAMES
 from ..kernels.compile import Kernels, build
 from .init import initial_positions
-from .spec import RunSpec, parse_spec
+from .spec import RunSpec, check_memory, parse_spec
 
 #: Default steps per chunk: bounded so a chunk's records stay small and the
 #: progress bar moves; any value gives the same result.
@@ -192,6 +192,7 @@ def simulate(
     """
     rs = spec if isinstance(spec, RunSpec) else parse_spec(spec)
     a, b = particles if particles is not None else (0, rs.particles)
+    check_memory(rs)  # every record is held in memory here
     sim = Simulation(rs, a, b)
     t_start = time.perf_counter()
     recs = [sim.initial_records()]

@@ -130,13 +130,27 @@ class RunSpec:
     def n_records(self) -> int:
         return self.steps // self.record_every + 1
 
-    def memory_bytes(self, particles: int | None = None) -> int:
-        """Bytes of the in-memory buffers of a run (positions, state, records)."""
+    def memory_bytes(self, particles: int | None = None, records: int | None = None) -> int:
+        """Bytes of the buffers of a run: positions, state, and ``records`` records held at once.
+
+        ``records=None`` counts every record (the in-memory :func:`~descentlab.simulate`);
+        a run streamed to a file holds only a few chunks' worth (:meth:`streaming_records`).
+        """
         n = self.particles if particles is None else particles
+        held = self.n_records if records is None else records
         item = 4 if self.dtype == "float32" else 8
         n_state = sum(max(1, len(p.optimizer.state)) for p in self.phases)
         per = (3 + n_state) * self.dim * item + 8 * 4
-        return n * per + n * self.n_records * (self.dim + 1) * item
+        return n * per + n * held * (self.dim + 1) * item
+
+    def streaming_records(self) -> int:
+        """Records held at once when streaming: a chunk in the kernel and two in the writer.
+
+        Without ``run.chunk_steps`` the writer sizes chunks to its memory budget
+        (store.chunk_plan), down to one record per chunk.
+        """
+        per_chunk = 1 if self.chunk_steps is None else self.chunk_steps // self.record_every + 1
+        return min(self.n_records, 3 * per_chunk)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -393,13 +407,20 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
         target=run.target, chunk_steps=run.chunk_steps, grad_tol=stop.grad_tol, patience=stop.patience,
         bound=stop.bound, resolved=resolved,
     )  # fmt: skip
-    if rs.memory_bytes() > MEMORY_LIMIT:
+    check_memory(rs, rs.streaming_records())
+    return rs
+
+
+def check_memory(rs: RunSpec, records: int | None = None) -> None:
+    """Refuse a run whose buffers cannot fit (:data:`MEMORY_LIMIT`), naming run.particles."""
+    need = rs.memory_bytes(records=records)
+    if need > MEMORY_LIMIT:
+        hint = "stream it to a file with `descentlab run`, " if records is None else ""
         raise _fail(
             "run.particles",
-            f"the run needs about {rs.memory_bytes() / 2**30:.1f} GiB in memory (limit "
-            f"{MEMORY_LIMIT / 2**30:.1f} GiB); use fewer particles or a larger run.record_every",
+            f"the run needs about {need / 2**30:.1f} GiB in memory (limit {MEMORY_LIMIT / 2**30:.1f} GiB); "
+            f"{hint}use fewer particles or a larger run.record_every",
         )
-    return rs
 
 
 def _resolved_optimizer(phases: tuple[Phase, ...]) -> dict[str, Any]:
