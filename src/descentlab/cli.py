@@ -176,6 +176,17 @@ def demo(
     run_demo(out, particles=particles, steps=steps, echo=(lambda s: None) if quiet else typer.echo)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context) -> None:
+    """The benchmark suite: descentlab vs NumPy / JAX / PyTorch (options: descentlab bench --help-bench)."""
+    from .bench import main as bench_main
+
+    args = ["--help" if a == "--help-bench" else a for a in ctx.args]
+    rc = bench_main(args)
+    if rc:
+        raise typer.Exit(rc)
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .engine.spec import SpecError
     from .engine.store import StoreError

@@ -100,4 +100,17 @@ def run_demo(
     plt.close(fig)
     written.append(fig_path)
     echo(f"{fig_path}: figure")
+
+    # the analysis of the three runs: basins per optimizer, then one comparison table
+    from .analysis import analyze, compare
+    from .analysis.convergence import format_table
+
+    runs = [p for p in written if p.suffix == ".h5"]
+    for path in runs:
+        res = analyze(path, out_dir / path.stem)
+        echo(f"{path}: {res!r}")
+        written.extend(sorted((out_dir / path.stem).glob("*.png")))
+    rows, figs = compare(runs, out_dir)
+    echo(format_table(rows))
+    written.extend(figs.values())
     return written
