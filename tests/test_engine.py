@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 import pytest
@@ -129,3 +131,20 @@ def test_float32_stays_float32() -> None:
     for name in ("final_x", "final_loss", "trajectory_x", "trajectory_loss", "init_x"):
         assert getattr(f32, name).dtype == np.float32, name
     np.testing.assert_allclose(f32.final_x, f64.final_x, rtol=1e-3, atol=1e-3)
+
+
+def test_every_kernel_has_its_own_disk_cache_index() -> None:
+    # Numba names the data files of a cache index by its length when saving, so two
+    # processes saving different kernels to one index at once could swap machine code.
+    # Each landscape x optimizer layout x dtype must therefore own an index.
+    def spec(land: str, opt: str) -> dict[str, Any]:
+        return {"run": {"particles": 4, "steps": 2}, "landscape": {"name": land}, "optimizer": {"name": opt}}
+
+    names = []
+    for land, opt in [("himmelblau", "sgd"), ("rosenbrock", "sgd"), ("himmelblau", "adam"), ("himmelblau", "momentum")]:
+        kern = kernels_for(parse_spec(spec(land, opt)))
+        for dtype in ("float64", "float32"):
+            for disp in kern.run_chunk._family.get(dtype):
+                names.append(disp._cache._cache_file._index_name)
+    # sgd and momentum are one step function with one layout: they share kernels.
+    assert len(set(names)) == len(names) - 6

@@ -183,12 +183,8 @@ def test_divergence_is_flagged_and_frozen_at_last_finite_state() -> None:
     _check_divergence(_diverging_spec(bound=1e300))
 
 
-@pytest.mark.xfail(
-    reason="kernels/cpu.py: with bound = inf a step that overflows to +-inf (not NaN) at the end of a "
-    "sub-block is not flagged (abs(inf) <= inf), so the particle is frozen one step late at an infinite x",
-    strict=False,
-)
 def test_divergence_to_infinity_without_bound() -> None:
+    # overflow to +-inf (not NaN) at the end of a sub-block must be flagged with bound = inf too
     _check_divergence(_diverging_spec())
 
 

@@ -379,7 +379,7 @@ for dtype in sys.argv[1].split(","):
     sim = _simulation(64, dtype, 1)
     sim.advance(1)
     out[dtype] = time.perf_counter() - t2
-    st = sim.kernels.run_chunk.stats
+    st = sim.kernels.run_chunk.dispatchers[dtype].stats
     out["hits"] = sum(st.cache_hits.values())
     out["misses"] = sum(st.cache_misses.values())
 print(json.dumps(out))

@@ -116,8 +116,10 @@ class Simulation:
         n_rec = max(0, last - first + 1)
         rec_x = np.empty((self.n, n_rec, self.spec.dim), self.dtype)
         rec_loss = np.empty((self.n, n_rec), self.dtype)
+        # An infinite bound becomes the largest finite value, so that the kernel's
+        # `abs(x) <= bound` test also flags +-Inf (not only NaN) as an event.
         big = float(np.finfo(self.dtype).max)
-        lims = np.array([min(self.tol2, big), self.bound if self.bound <= big else np.inf], dtype=self.dtype)
+        lims = np.array([min(self.tol2, big), min(self.bound, big)], dtype=self.dtype)
         self.kernels.run_chunk(
             self.x, self.state, self.status, self.stop_step, self.count, self.lparams,
             self.hyper, self.phase_start, self.phase_lr, self.spec.schedule,

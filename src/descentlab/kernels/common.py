@@ -17,8 +17,14 @@ A stopped particle is frozen; the others go on.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._jit import math_function
 from ..optimizers.schedules import schedule_factor
+
+#: Mixed into the RNG key of phase j (golden-ratio increments), so noisy
+#: optimizers in two phases of a switch draw different numbers.
+_PHASE_KEY = 0x9E3779B97F4A7C15
 
 RUNNING = 0
 CONVERGED = 1
@@ -49,10 +55,11 @@ def make_dispatch(steps, state_slices, hyper_slices):  # type: ignore[no-untyped
     fn = steps[k]
     s0, s1 = state_slices[k]
     h0, h1 = hyper_slices[k]
+    key = np.uint64((k * _PHASE_KEY) % 2**64)
 
     @math_function
     def last(phase, x, g, s, h, lr, t, H, ws, seed, gid0, lo, hi):
-        fn(x, g, s[s0:s1], h[h0:h1], lr, t, H, ws, seed, gid0, lo, hi)
+        fn(x, g, s[s0:s1], h[h0:h1], lr, t, H, ws, seed ^ key, gid0, lo, hi)
 
     dispatch = last
     for j in range(k - 1, -1, -1):
@@ -63,11 +70,12 @@ def make_dispatch(steps, state_slices, hyper_slices):  # type: ignore[no-untyped
 def _prepend(j, fn, ss, hs, rest):  # type: ignore[no-untyped-def]
     s0, s1 = ss
     h0, h1 = hs
+    key = np.uint64((j * _PHASE_KEY) % 2**64)
 
     @math_function
     def dispatch(phase, x, g, s, h, lr, t, H, ws, seed, gid0, lo, hi):
         if phase == j:
-            fn(x, g, s[s0:s1], h[h0:h1], lr, t, H, ws, seed, gid0, lo, hi)
+            fn(x, g, s[s0:s1], h[h0:h1], lr, t, H, ws, seed ^ key, gid0, lo, hi)
         else:
             rest(phase, x, g, s, h, lr, t, H, ws, seed, gid0, lo, hi)
 

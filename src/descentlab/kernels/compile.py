@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
+import importlib
+import marshal
 import sys
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numba
+import numpy as np
 
 from .. import __version__
+from .._jit import BLOCK, math_function
 from .common import make_dispatch
 
 
@@ -33,22 +37,67 @@ class Kernels:
     target: str
 
 
-def _source_salt(functions: Sequence[Callable[..., Any]]) -> str:
+#: Modules whose functions end up in kernels (math, adapters, RNG, schedules).
+_MATH_MODULES = (
+    "descentlab._jit",
+    "descentlab.kernels.common",
+    "descentlab.kernels.cpu",
+    "descentlab.kernels.rng",
+    "descentlab.optimizers.schedules",
+    "descentlab.data.batches",
+)
+
+
+def _fingerprint(mod: Any) -> bytes:
+    """Hash of a module's functions' byte code and its constants, as loaded in this process.
+
+    Byte code rather than the source file: the machine code is compiled from
+    what is in memory, so a file edited after import cannot mislabel a kernel.
+    """
+    h = hashlib.sha256()
+    for name, obj in sorted(vars(mod).items()):
+        if isinstance(obj, types.FunctionType) and obj.__module__ == mod.__name__:
+            h.update(name.encode())
+            h.update(marshal.dumps(obj.__code__))
+        elif isinstance(obj, int | float | np.generic):
+            h.update(f"{name}={obj!r}".encode())
+    return h.digest()
+
+
+def _source_salt(functions: Sequence[Callable[..., Any]], layout: tuple[Any, ...] = ()) -> str:
+    """Hash of everything a kernel's machine code depends on.
+
+    It names the math functions themselves (two landscapes may share a module),
+    the phase layout, and the byte code of every module involved: the compiled
+    kernels capture plain functions, which do not reach Numba's cache key.
+    """
     h = hashlib.sha256()
     h.update(__version__.encode())
     h.update(numba.__version__.encode())
-    import importlib
-
-    pkg = __name__.rsplit(".", 1)[0]
+    h.update(repr([(f.__module__, f.__qualname__) for f in functions]).encode())
+    h.update(repr(layout).encode())
     mods = {sys.modules[f.__module__] for f in functions}
-    mods |= {importlib.import_module(f"{pkg}.{m}") for m in ("cpu", "common", "rng")}
-    mods |= {importlib.import_module("descentlab._jit"), importlib.import_module("descentlab.optimizers.schedules")}
+    mods |= {importlib.import_module(m) for m in _MATH_MODULES}
     for mod in sorted(mods, key=lambda m: m.__name__):
-        try:
-            h.update(inspect.getsource(mod).encode())
-        except (OSError, TypeError):
-            h.update(mod.__name__.encode())
+        h.update(_fingerprint(mod))
     return h.hexdigest()[:16]
+
+
+@functools.cache
+def full_batch(grad: Callable[..., Any]) -> Callable[..., Any]:
+    """The minibatch-gradient signature for a landscape without data.
+
+    The kernels ask every landscape for ``batch_grad(x, p, w, g, lo, hi, t,
+    seed, gid0)``: the gradient of update step ``t`` (1-based) for particles
+    ``gid0 + lo .. gid0 + hi``. A finite-sum landscape draws its minibatch from
+    these; an analytic landscape has one "sample" and returns its gradient.
+    """
+
+    @math_function
+    def batch_grad(x, p, w, g, lo, hi, t, seed, gid0):  # type: ignore[no-untyped-def]
+        grad(x, p, w, g, lo, hi)
+
+    return batch_grad
 
 
 @functools.cache
@@ -61,18 +110,29 @@ def build(
     hyper_slices: tuple[tuple[int, int], ...],
     needs_hessian: bool,
     target: str = "cpu",
+    batch_grad: Callable[..., Any] | None = None,
+    block: int = BLOCK,
 ) -> Kernels:
-    """Kernels for a landscape (three math functions) and optimizer phases."""
-    salt = _source_salt([value, grad, hess, *steps])
+    """Kernels for a landscape (math functions) and optimizer phases.
+
+    ``batch_grad`` is the landscape's minibatch gradient (finite sums); by
+    default the full gradient. ``block`` is the CPU kernel's particles per block.
+    """
+    bgrad = full_batch(grad) if batch_grad is None else batch_grad
+    salt = _source_salt(
+        [value, grad, bgrad, hess, *steps], (state_slices, hyper_slices, needs_hessian, target, block)
+    )
     dispatch = make_dispatch(steps, state_slices, hyper_slices)
     if target == "cpu":
         from .cpu import make_cpu_kernels
 
-        run_chunk, evaluate, hessian = make_cpu_kernels(value, grad, hess, dispatch, needs_hessian, salt)
+        run_chunk, evaluate, hessian = make_cpu_kernels(
+            value, grad, bgrad, hess, dispatch, needs_hessian, salt, block
+        )
         return Kernels(run_chunk, evaluate, hessian, "cpu")
     if target == "cuda":
         from .cuda import make_cuda_kernels
 
-        run_chunk, evaluate, hessian = make_cuda_kernels(value, grad, hess, dispatch, needs_hessian, salt)
+        run_chunk, evaluate, hessian = make_cuda_kernels(value, grad, bgrad, hess, dispatch, needs_hessian, salt)
         return Kernels(run_chunk, evaluate, hessian, "cuda")
     raise ValueError(f"run.target: unknown target {target!r}; expected 'cpu' or 'cuda'")

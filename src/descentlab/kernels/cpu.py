@@ -20,6 +20,9 @@ Sub-blocks end at record steps, so records see the settled state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
@@ -27,14 +30,63 @@ from .._jit import BLOCK, CHECK_EVERY, CPU_KERNEL_OPTIONS, block_function
 from .common import CONVERGED, DIVERGED, OUT_OF_BOUND, RUNNING, phase_of
 
 
-def make_cpu_kernels(l_value, l_grad, l_hess, o_step, needs_hessian, salt):  # type: ignore[no-untyped-def]
+def make_cpu_kernels(l_value, l_grad, l_bgrad, l_hess, o_step, needs_hessian, salt, block=BLOCK):  # type: ignore[no-untyped-def]
     """Compile-on-first-call kernels for one landscape x optimizer pair.
 
-    Returns ``(run_chunk, evaluate)``; see their docstrings. ``salt`` is a hash
-    of the math sources: a closure constant, so Numba's on-disk cache key
-    changes when the math does.
+    Returns ``(run_chunk, evaluate, hessian)``, each a :class:`PerDtype` that
+    sends a call to the dispatcher of its first array's dtype; see the
+    docstrings of the functions below. ``salt`` is a hash of the math sources:
+    a closure constant, so Numba's on-disk cache key changes when the math does.
+
+    Every (salt, dtype) gets its own dispatcher under its own name, hence its
+    own on-disk cache index holding a single entry. Numba numbers the data
+    files of one index by its length at the time of saving, so two processes
+    (pytest-xdist, Dask workers) that save *different* entries to one index at
+    once can write the same file name, and one of them later loads the other's
+    machine code: silently wrong results. With one entry per index, concurrent
+    writers only ever write the same kernel.
     """
-    block = BLOCK
+
+    family = _Family(
+        lambda tag: _make_cpu_kernels(l_value, l_grad, l_bgrad, l_hess, o_step, needs_hessian, salt, tag, block)
+    )
+    return PerDtype(family, 0), PerDtype(family, 1), PerDtype(family, 2)
+
+
+class _Family:
+    """The three dispatchers of each dtype, made on first use."""
+
+    def __init__(self, make: Callable[[str], tuple[Any, Any, Any]]) -> None:
+        self._make = make
+        self._made: dict[str, tuple[Any, Any, Any]] = {}
+
+    def get(self, tag: str) -> tuple[Any, Any, Any]:
+        if tag not in self._made:
+            self._made[tag] = self._make(tag)
+        return self._made[tag]
+
+
+class PerDtype:
+    """A kernel entry point: calls the dispatcher of its first array's dtype."""
+
+    def __init__(self, family: _Family, which: int) -> None:
+        self._family = family
+        self._which = which
+        self.dispatchers: dict[str, Any] = {}
+
+    def __call__(self, X: np.ndarray, *args: Any) -> Any:
+        disp = self.dispatchers.get(X.dtype.name)
+        if disp is None:
+            disp = self.dispatchers[X.dtype.name] = self._family.get(X.dtype.name)[self._which]
+        return disp(X, *args)
+
+    @property
+    def signatures(self) -> list[Any]:
+        """Compiled signatures over all dtypes."""
+        return [sig for d in self.dispatchers.values() for sig in d.signatures]
+
+
+def _make_cpu_kernels(l_value, l_grad, l_bgrad, l_hess, o_step, needs_hessian, salt, tag, block):  # type: ignore[no-untyped-def]
     check_every = CHECK_EVERY
     use_hess = needs_hessian
 
@@ -101,7 +153,7 @@ def make_cpu_kernels(l_value, l_grad, l_hess, o_step, needs_hessian, salt):  # t
                 # ---- vectorised, branch-free steps
                 for k in range(t, te):
                     ph, tl, lr = phase_of(k, phase_start, phase_lr, lr_sched)
-                    l_grad(x, lp, lw, g, 0, n)
+                    l_bgrad(x, lp, lw, g, 0, n, k + 1, seed, gid0)
                     for i in range(n):
                         gn2[i] = 0
                     for d in range(dim):
@@ -140,7 +192,7 @@ def make_cpu_kernels(l_value, l_grad, l_hess, o_step, needs_hessian, salt):  # t
                             stop_step[lo_g + i] = k
                             break
                         ph, tl, lr = phase_of(k, phase_start, phase_lr, lr_sched)
-                        l_grad(x, lp, lw, g, i, i + 1)
+                        l_bgrad(x, lp, lw, g, i, i + 1, k + 1, seed, gid0)
                         acc = g[0, i] * g[0, i]
                         for d in range(1, dim):
                             acc += g[d, i] * g[d, i]
@@ -187,7 +239,6 @@ def make_cpu_kernels(l_value, l_grad, l_hess, o_step, needs_hessian, salt):  # t
                 for i in range(n):
                     S[q, d, lo_g + i] = s[q, d, i]
 
-    @njit(**CPU_KERNEL_OPTIONS)
     def run_chunk(X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
                   seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
                   tol2, patience, bound, lrows, orows):  # fmt: skip
@@ -209,7 +260,6 @@ def make_cpu_kernels(l_value, l_grad, l_hess, o_step, needs_hessian, salt):  # t
                       seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
                       tol2, patience, bound, lrows, orows)  # fmt: skip
 
-    @njit(**CPU_KERNEL_OPTIONS)
     def evaluate(X, lp, lrows, loss, grad_norm):
         """loss (N,) and grad_norm (N,) at X (D, N), both modified in place."""
         if salt == "":
@@ -235,7 +285,6 @@ def make_cpu_kernels(l_value, l_grad, l_hess, o_step, needs_hessian, salt):  # t
                 loss[lo_g + i] = out[i]
                 grad_norm[lo_g + i] = np.sqrt(acc)
 
-    @njit(**CPU_KERNEL_OPTIONS)
     def hessian(X, lp, lrows, H):
         """H (N, D, D) Hessians at X (D, N), modified in place."""
         if salt == "":
@@ -257,7 +306,9 @@ def make_cpu_kernels(l_value, l_grad, l_hess, o_step, needs_hessian, salt):  # t
                     for q in range(dim):
                         H[lo_g + i, r, q] = hb[r, q, i]
 
-    return run_chunk, evaluate, hessian
-
-
-_ = (prange, np)
+    out = []
+    for fn in (run_chunk, evaluate, hessian):
+        # The qualified name names the on-disk cache index (see make_cpu_kernels).
+        fn.__qualname__ = f"{fn.__name__}_{salt}_{tag}"
+        out.append(njit(**CPU_KERNEL_OPTIONS)(fn))
+    return tuple(out)

@@ -46,7 +46,7 @@ def _cuda() -> Any:
     return cuda
 
 
-def make_cuda_kernels(l_value, l_grad, l_hess, o_step, needs_hessian, salt):  # type: ignore[no-untyped-def]
+def make_cuda_kernels(l_value, l_grad, l_bgrad, l_hess, o_step, needs_hessian, salt):  # type: ignore[no-untyped-def]
     """Host-callable ``(run_chunk, evaluate, hessian)`` with the CPU kernels' signatures."""
     _cuda()
     use_hess = needs_hessian
@@ -73,7 +73,7 @@ def make_cuda_kernels(l_value, l_grad, l_hess, o_step, needs_hessian, salt):  # 
                     stop_step[i] = k
                 else:
                     ph, tl, lr = phase_of(k, phase_start, phase_lr, lr_sched)
-                    l_grad(X, lp, LW, G, i, i + 1)
+                    l_bgrad(X, lp, LW, G, i, i + 1, k + 1, seed, gid_base)
                     acc = G[0, i] * G[0, i]
                     for d in range(1, dim):
                         acc += G[d, i] * G[d, i]
