@@ -18,6 +18,7 @@ import numpy as np
 from .._jit import math_function
 from ..kernels.common import RUNNING, STATUS_NAMES
 from ..kernels.compile import Kernels, build
+from .buffers import aligned_empty
 from .init import initial_positions
 from .spec import RunSpec, check_memory, parse_spec
 
@@ -108,14 +109,23 @@ class Simulation:
         loss, _ = self.evaluate(np.ascontiguousarray(self.init_x.T))
         return ChunkRecords(np.array([0]), self.init_x[:, None, :].copy(), loss[:, None].copy())
 
-    def advance(self, t1: int) -> ChunkRecords:
-        """Run steps ``[step, t1)``; returns the records of steps in ``(step, t1]``."""
+    def advance(self, t1: int, with_initial: bool = False) -> ChunkRecords:
+        """Run steps ``[step, t1)``; returns the records of steps in ``(step, t1]``.
+
+        ``with_initial`` (first chunk only) puts the record of step 0 in front,
+        in the same buffer, so a writer gets one contiguous block.
+        """
         t0 = self.step
         re = self.spec.record_every
         first, last = t0 // re + 1, t1 // re
         n_rec = max(0, last - first + 1)
-        rec_x = np.empty((self.n, n_rec, self.spec.dim), self.dtype)
-        rec_loss = np.empty((self.n, n_rec), self.dtype)
+        lead = 1 if with_initial and t0 == 0 else 0
+        # page-aligned, so the file writer can hand whole chunks to the disk (O_DIRECT)
+        rec_x = aligned_empty((self.n, lead + n_rec, self.spec.dim), self.dtype)
+        rec_loss = aligned_empty((self.n, lead + n_rec), self.dtype)
+        if lead:
+            rec_x[:, 0] = self.init_x
+            rec_loss[:, 0] = self.evaluate(np.ascontiguousarray(self.init_x.T))[0]
         # An infinite bound becomes the largest finite value, so that the kernel's
         # `abs(x) <= bound` test also flags +-Inf (not only NaN) as an event.
         big = float(np.finfo(self.dtype).max)
@@ -123,11 +133,11 @@ class Simulation:
         self.kernels.run_chunk(
             self.x, self.state, self.status, self.stop_step, self.count, self.lparams,
             self.hyper, self.phase_start, self.phase_lr, self.spec.schedule,
-            np.uint64(self.spec.seed), self.start, t0, t1, re, rec_x, rec_loss, first,
+            np.uint64(self.spec.seed), self.start, t0, t1, re, rec_x, rec_loss, first - lead,
             lims[0], self.spec.patience, lims[1], self.lrows, self.orows,
         )  # fmt: skip
         self.step = t1
-        return ChunkRecords(np.arange(first, last + 1, dtype=np.int64) * re, rec_x, rec_loss)
+        return ChunkRecords(np.arange(first - lead, last + 1, dtype=np.int64) * re, rec_x, rec_loss)
 
     def chunks(self, chunk_steps: int | None = None) -> Iterator[ChunkRecords]:
         """Advance to the end in chunks, yielding each chunk's records."""
