@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._jit import math_function
+from .._jit import BLOCK, math_function
 from ..kernels.common import RUNNING, STATUS_NAMES
 from ..kernels.compile import Kernels, build
 from .buffers import aligned_empty
@@ -43,6 +43,7 @@ def kernels_for(spec: RunSpec) -> Kernels:
     return build(
         land.value, land.grad, land.hess, tuple(steps), tuple(s_slices), tuple(h_slices),
         any(ph.optimizer.needs_hessian for ph in spec.phases), spec.target,
+        land.batch_grad, land.block or BLOCK,
     )  # fmt: skip
 
 
@@ -74,7 +75,12 @@ class Simulation:
         n, dim = self.stop - self.start, spec.dim
         ids = np.arange(self.start, self.stop, dtype=np.int64)
         land = spec.landscape
-        init = initial_positions(spec.init, dim, ids, spec.seed, land.init_box)
+        if spec.finite_sum is not None and spec.init["scheme"] != "points":
+            from .finite_sum import initial_positions as model_positions
+
+            init = model_positions(spec.finite_sum, spec.init, ids, spec.seed)
+        else:
+            init = initial_positions(spec.init, dim, ids, spec.seed, land.init_box)
         self.init_x = np.ascontiguousarray(init.astype(self.dtype))  # (n, D)
         self.x = self.init_x.T.copy(order="C")  # never a view of init_x (n = 1 would be one)
         self.state = np.concatenate(
@@ -90,6 +96,11 @@ class Simulation:
         self.stop_step = np.full(n, -1, dtype=np.int64)
         self.count = np.zeros(n, dtype=np.int64)
         self.step = 0
+        self.metrics = None
+        if spec.finite_sum is not None:
+            from .finite_sum import Metrics
+
+            self.metrics = Metrics(spec.finite_sum, self.kernels.evaluate, self.dtype)
         self.tol2 = float(spec.grad_tol) ** 2
         self.bound = float(spec.bound)
 
@@ -176,6 +187,9 @@ class Result:
     trajectory_loss: np.ndarray
     wall_time: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Finite-sum runs: ``test_loss``, ``train_accuracy``, ``test_accuracy`` (n, R) at the
+    #: records, and per-layer statistics at initialization ``activation_mean`` ... (n, L).
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)
 
     def status_counts(self) -> dict[str, int]:
         return {STATUS_NAMES[k]: int(np.sum(self.status == k)) for k in STATUS_NAMES}
@@ -211,6 +225,14 @@ def simulate(
     recs.extend(sim.chunks(chunk_steps))
     loss, gn = sim.finish()
     wall = time.perf_counter() - t_start
+    traj_x = np.concatenate([r.x for r in recs], axis=1)
+    metrics: dict[str, np.ndarray] = {}
+    if rs.finite_sum is not None:
+        from .finite_sum import init_stats
+
+        assert sim.metrics is not None
+        metrics.update(sim.metrics.at(traj_x))
+        metrics.update(init_stats(rs.finite_sum, sim.init_x))
     return Result(
         spec=rs.resolved,
         init_x=sim.init_x,
@@ -220,9 +242,10 @@ def simulate(
         status=sim.status,
         stop_step=sim.stop_step,
         record_steps=np.concatenate([r.steps for r in recs]),
-        trajectory_x=np.concatenate([r.x for r in recs], axis=1),
+        trajectory_x=traj_x,
         trajectory_loss=np.concatenate([r.loss for r in recs], axis=1),
         wall_time=wall,
+        metrics=metrics,
     )
 
 

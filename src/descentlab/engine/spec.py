@@ -24,6 +24,7 @@ from ..landscapes.base import Landscape
 from ..optimizers import get_optimizer
 from ..optimizers.base import Optimizer
 from ..optimizers.schedules import pack_schedule
+from .finite_sum import MODEL_LANDSCAPES
 from .init import count_particles, load_points
 
 #: Refuse runs whose in-memory buffers would exceed this (bytes); see RunSpec.memory_bytes.
@@ -46,6 +47,8 @@ class RunTable(_Strict):
     dtype: Literal["float64", "float32"] = "float64"
     target: Literal["cpu", "cuda"] = "cpu"
     chunk_steps: int | None = Field(default=None, gt=0)
+    epochs: int | None = Field(default=None, gt=0)
+    record_every_epochs: int | None = Field(default=None, gt=0)
 
 
 class StopTable(_Strict):
@@ -125,6 +128,7 @@ class RunSpec:
     patience: int
     bound: float
     resolved: dict[str, Any] = field(default_factory=dict)
+    finite_sum: Any = None  # engine.finite_sum.FiniteSum of a model run
 
     @property
     def n_records(self) -> int:
@@ -363,18 +367,35 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
         spec = load_toml(spec)
     if not isinstance(spec, Mapping):
         raise SpecError(f"spec: expected a table, got {type(spec).__name__}")
-    known = {"run", "landscape", "optimizer", "schedule", "init", "stop"}
+    known = {"run", "landscape", "optimizer", "schedule", "init", "stop", "data", "batch"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise _fail(unknown[0], f"unknown table; a run spec has {sorted(known)}")
-    run: RunTable = _model(RunTable, _table(spec, "run"), "run")
+    run_raw = _table(spec, "run")
+    run: RunTable = _model(RunTable, run_raw, "run")
     stop: StopTable = _model(StopTable, _table(spec, "stop"), "stop")
-    init_t: InitTable = _model(InitTable, _table(spec, "init"), "init")
-    land, params, dim = _landscape(spec)
+    fs, land_resolved = None, None
+    if _table(spec, "landscape").get("name") in MODEL_LANDSCAPES:
+        fs, land, land_resolved = _finite_sum(spec)
+        params, dim = {}, land.dim
+        assert dim is not None
+        run = _epochs(run, run_raw, fs)
+        init = _model_init(spec, dim)
+    else:
+        for key in ("data", "batch"):
+            if key in spec:
+                raise _fail(key, f"only models trained on data ({sorted(MODEL_LANDSCAPES)}) take a [{key}] table")
+        for key in ("epochs", "record_every_epochs"):
+            if key in run_raw:
+                raise _fail(f"run.{key}", "epochs count passes over a data set; this landscape has none (use steps)")
+        init_t: InitTable = _model(InitTable, _table(spec, "init"), "init")
+        land, params, dim = _landscape(spec)
+        init = init_t.model_dump(exclude_none=True)
+        init.setdefault("scheme", "uniform")
+        _check_init(init, dim, land.init_box)
     phases = _phases(spec, run.steps)
-    init = init_t.model_dump(exclude_none=True)
-    init.setdefault("scheme", "uniform")
-    _check_init(init, dim, land.init_box)
+    if fs is not None and any(ph.optimizer.needs_hessian for ph in phases):
+        raise _fail("optimizer.name", "models have no Hessian in the kernel; use a first-order optimizer")
     implied = count_particles(init, dim)
     if implied is not None:
         if run.particles is not None and run.particles != implied:
@@ -395,20 +416,72 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
         raise SpecError(f"{field_name}: {text}" if text else f"schedule: {msg}") from None
     resolved = {
         "run": {**run.model_dump(), "particles": particles, "record_every": record_every},
-        "landscape": {"name": land.name, "dim": dim, **params, **land.extra.get("resolved", {})},
+        "landscape": land_resolved or {"name": land.name, "dim": dim, **params, **land.extra.get("resolved", {})},
         "optimizer": _resolved_optimizer(phases),
         "schedule": dict(_table(spec, "schedule")) or {"name": "constant"},
         "init": init,
         "stop": stop.model_dump(),
     }
+    if fs is not None:
+        resolved["data"] = fs.data.description["config"]
+        resolved["batch"] = {"sizes": list(fs.sizes), "epochs": list(fs.epochs), "shuffle": fs.shuffle,
+                             "drop_last": fs.drop_last}  # fmt: skip
     rs = RunSpec(
         landscape=land, landscape_params=params, dim=dim, phases=phases, schedule=sched, init=init,
         particles=particles, steps=run.steps, record_every=record_every, seed=run.seed, dtype=run.dtype,
         target=run.target, chunk_steps=run.chunk_steps, grad_tol=stop.grad_tol, patience=stop.patience,
-        bound=stop.bound, resolved=resolved,
+        bound=stop.bound, resolved=resolved, finite_sum=fs,
     )  # fmt: skip
     check_memory(rs, rs.streaming_records())
     return rs
+
+
+def _finite_sum(spec: Mapping[str, Any]) -> tuple[Any, Landscape, dict[str, Any]]:
+    from .finite_sum import parse_finite_sum
+
+    data = spec.get("data")
+    if data is not None and not isinstance(data, Mapping):
+        raise _fail("data", f"expected a table, got {type(data).__name__}")
+    try:
+        return parse_finite_sum(_table(spec, "landscape"), data, _table(spec, "batch"), _model)
+    except SpecError:
+        raise
+    except ValueError as exc:
+        msg = str(exc)
+        raise SpecError(msg if ": " in msg else f"data: {msg}") from None
+
+
+def _epochs(run: RunTable, raw: Mapping[str, Any], fs: Any) -> RunTable:
+    """Steps and record interval of a model run from ``run.epochs`` / ``run.record_every_epochs``."""
+    upd: dict[str, Any] = {}
+    if run.epochs is not None:
+        if "steps" in raw:
+            raise _fail("run.epochs", "give either run.steps (updates) or run.epochs, not both")
+        upd["steps"] = fs.steps_for_epochs(run.epochs)
+        if upd["steps"] < 1:
+            raise _fail("run.epochs", "these epochs hold no update (drop_last with a batch larger than the data?)")
+    if run.record_every_epochs is not None:
+        if "record_every" in raw:
+            raise _fail("run.record_every_epochs", "give either run.record_every or run.record_every_epochs")
+        if len(fs.sizes) > 1:
+            raise _fail("run.record_every_epochs", "epochs differ in length under a batch-size schedule; "
+                                                   "use run.record_every (updates)")  # fmt: skip
+        upd["record_every"] = run.record_every_epochs * fs.steps_for_epochs(1)
+    return run.model_copy(update=upd) if upd else run
+
+
+def _model_init(spec: Mapping[str, Any], dim: int) -> dict[str, Any]:
+    from .finite_sum import parse_init
+
+    table = _table(spec, "init")
+    try:
+        init = parse_init(table)
+    except ValueError as exc:
+        msg = str(exc)
+        raise SpecError(msg if msg.startswith("init") else f"init: {msg}") from None
+    if init["scheme"] == "points":
+        _check_init({**init}, dim)
+    return init
 
 
 def check_memory(rs: RunSpec, records: int | None = None) -> None:

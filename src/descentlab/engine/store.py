@@ -31,6 +31,7 @@ Reading (:func:`open_run`) needs only h5py and NumPy: nothing is compiled.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -206,6 +207,9 @@ def _create_layout(f: h5py.File, sim: Simulation, rc: int, compression: str | No
         _attach(ds, *((p_f, d_f) if len(shape) == 2 else (p_f,)))
     fin["status"].attrs["codes"] = json.dumps(STATUS_CODES)
 
+    if spec.finite_sum is not None:
+        _create_finite_sum_layout(f, sim, rc, p_t, r_t, tl.chunks)
+
     c = f.create_group("checkpoint")
     c.attrs.update({"step": -1, "records": 0, "slot": -1, "layout": "engine-native: x (D, N), state (S, D, N)"})
     for slot in ("0", "1"):
@@ -224,6 +228,57 @@ def _particles_per_chunk(n: int, per_particle: int) -> int:
     if n >= step:
         return int(min(n - n % step, max(step, want - want % step)))
     return int(max(1, min(n, want)))
+
+
+def _create_finite_sum_layout(f: h5py.File, sim: Simulation, rc: int, p_t: h5py.Dataset, r_t: h5py.Dataset,
+                              chunks: tuple[int, ...]) -> None:  # fmt: skip
+    """``/data`` (the data set, and how to rebuild it) and ``/metrics`` of a model run."""
+    from .finite_sum import init_stats
+
+    fs = sim.spec.finite_sum
+    d = f.create_group("data")
+    d.attrs["description"] = json.dumps(fs.data.description, default=str)
+    d.attrs.update({"name": fs.data.name, "task": fs.data.task})
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        d.create_dataset(name, data=getattr(fs.data, name))
+    m = f.create_group("metrics")
+    m.attrs["note"] = ("train_loss is trajectory/loss (mean training loss at each record); "
+                       "init_* are per-layer statistics at initialization (particle, layer)")  # fmt: skip
+    m["train_loss"] = f["trajectory/loss"]  # a hard link: the same data
+    n, r = sim.n, sim.spec.n_records
+    for name in sim.metrics.names:
+        ds = m.create_dataset(name, shape=(n, r), dtype=sim.dtype, chunks=chunks)
+        _attach(ds, p_t, r_t)
+    stats = init_stats(fs, sim.init_x)
+    if stats:
+        layer = _scale(m, "layer", np.arange(fs.model.n_layers, dtype=np.int64))
+        for name, arr in stats.items():
+            ds = m.create_dataset(f"init_{name}", data=arr)
+            _attach(ds, p_t, layer)
+
+
+def _write_epochs(f: h5py.File, updates: np.ndarray, chunk_times: list[tuple[int, float]], step0: int) -> None:
+    """``/metrics/epoch_updates`` (E,) and ``epoch_wall_time`` (E,) seconds.
+
+    A chunk's wall time (kernel and metrics) is shared evenly among its
+    updates; epochs run before a resume have NaN times (not measured here).
+    """
+    per_step = np.full(int(updates.sum()), np.nan)
+    s = step0
+    for n_steps, secs in chunk_times:
+        per_step[s : s + n_steps] = secs / max(1, n_steps)
+        s += n_steps
+    bounds = np.concatenate([[0], np.cumsum(updates)])
+    wall = np.array([per_step[a:b].sum() if not np.isnan(per_step[a:b]).any() else np.nan
+                     for a, b in itertools.pairwise(bounds)])  # fmt: skip
+    m = f["metrics"]
+    m.create_dataset("epoch_updates", data=updates)
+    m.create_dataset("epoch_wall_time", data=wall)
+
+
+def _write_metrics(f: h5py.File, r0: int, values: Mapping[str, np.ndarray]) -> None:
+    for name, arr in values.items():
+        f["metrics"][name][:, r0 : r0 + arr.shape[1]] = arr
 
 
 def _chunked(grp: h5py.Group, name: str, shape: tuple[int, ...], maxshape: tuple[int | None, ...],
@@ -480,6 +535,7 @@ def write_run(
     bar = _progress(rs.steps, step0, progress)
     writer = _Writer(depth=1)
     raw: _RawChunks | None = None
+    chunk_times: list[tuple[int, float]] = []  # (steps, seconds) of each chunk of this process
     try:
         if not resuming:
             _create_layout(f, sim, rc, compression)
@@ -490,6 +546,7 @@ def write_run(
         for t1 in ends:
             if t1 <= sim.step:
                 continue
+            step_before, t_chunk = sim.step, time.perf_counter()
             recs = sim.advance(t1, with_initial=rec == 0)  # record 0 goes with the first chunk
             now = time.perf_counter()
             snap = None
@@ -500,8 +557,12 @@ def write_run(
             rec += recs.x.shape[1]
             rec_now = rec
 
-            def job(r0=r0, recs=recs, snap=snap, step_now=step_now, rec_now=rec_now) -> None:
+            mets = sim.metrics.at(recs.x) if sim.metrics is not None else {}
+            chunk_times.append((t1 - step_before, time.perf_counter() - t_chunk))
+
+            def job(r0=r0, recs=recs, snap=snap, step_now=step_now, rec_now=rec_now, mets=mets) -> None:
                 _write_records(f, raw, r0, recs.x, recs.loss)
+                _write_metrics(f, r0, mets)
                 if snap is not None:
                     _write_checkpoint(f, step_now, rec_now, snap)
                     if on_checkpoint is not None:
@@ -518,6 +579,8 @@ def write_run(
         fin["grad_norm"][...] = gn
         fin["status"][...] = sim.status
         fin["stop_step"][...] = sim.stop_step
+        if rs.finite_sum is not None:
+            _write_epochs(f, rs.finite_sum.epoch_of_steps(rs.steps), chunk_times, step0)
         f.attrs.update({"finished": _now(), "wall_time": time.perf_counter() - t_start, "complete": True})
         f.close()
         bar.close()

@@ -56,6 +56,10 @@ class Landscape:
     scratch_rows: rows of scratch the math needs for dimension D.
     minima, saddles: known critical points ``[(name, point (D,)), ...]``.
     minima_manifold: description of a continuous set of minima, if any.
+    batch_grad: the minibatch gradient ``(x, p, w, g, lo, hi, t, seed, gid0)``
+        of a finite-sum landscape (None: the full gradient, see
+        :func:`descentlab.kernels.compile.full_batch`).
+    block: particles per CPU block (None: the default).
     """
 
     name: str
@@ -74,6 +78,8 @@ class Landscape:
     default_dim: int = 2
     scale: float = 1.0
     extra: Mapping[str, Any] = field(default_factory=dict)
+    batch_grad: Callable[..., Any] | None = None
+    block: int | None = None
 
     def resolve_dim(self, dim: int | None) -> int:
         """The dimension a run uses; raises ``ValueError`` on a mismatch."""
