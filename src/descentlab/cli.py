@@ -145,6 +145,22 @@ def landscapes() -> None:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in land.params.items()) or "no parameters"
         typer.echo(f"{name:<18} {dim:<20} {params}")
         typer.echo(f"{'':<18} {land.description}; init box {list(land.init_box)}")
+    from .data.datasets import DATASETS
+    from .engine.finite_sum import MODEL_LANDSCAPES
+    from .models.init import MODEL_INIT_SCHEMES
+
+    typer.echo("\nmodels trained on a [data] set (finite sums; [batch] size, shuffle, drop_last, schedule):")
+    for name, kind in MODEL_LANDSCAPES.items():
+        keys = "hidden, activation, loss, batch_norm" if kind == "mlp" else "no parameters"
+        typer.echo(f"{name:<20} {keys}")
+    typer.echo("\ndata sets ([data] name = ...; all take test_fraction, seed, standardize):")
+    for name, info in DATASETS.items():
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in info.defaults.items()) or "no parameters"
+        typer.echo(f"{name:<10} {params}")
+        typer.echo(f"{'':<10} {info.description}")
+    typer.echo("\nmodel initializations ([init] scheme = ...; bias, scale_factor):")
+    for name, sinfo in MODEL_INIT_SCHEMES.items():
+        typer.echo(f"{name:<16} {sinfo.description}")
 
 
 @app.command()
