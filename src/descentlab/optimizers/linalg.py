@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .._jit import math_function, real
 
 MAX_SWEEPS = 30
@@ -37,7 +39,7 @@ def eig_rows(dim: int) -> int:
     return 2 * dim * dim + 2 + 2 * dim
 
 
-@math_function
+@math_function(inline="never")
 def jacobi_eigh(ws, dim, lo, hi):
     """Eigen-decomposition of the symmetric matrices A in ``ws`` (layout above), in place."""
     dd = dim * dim
@@ -45,22 +47,25 @@ def jacobi_eigh(ws, dim, lo, hi):
     sr = cr + 1
     zero = real(0.0, ws)
     one = real(1.0, ws)
+    # NOTE: unsigned particle bounds, so LLVM vectorises this called (not
+    # inlined) function's particle loops (see models.compute._columns).
+    ulo, uhi = np.uint64(lo), np.uint64(hi)
     for r in range(dim):
         for c in range(dim):
-            for i in range(lo, hi):
+            for i in range(ulo, uhi):
                 ws[dd + r * dim + c, i] = one if r == c else zero
     for _sweep in range(MAX_SWEEPS):
         off = zero
         for p in range(dim - 1):
             for q in range(p + 1, dim):
-                for i in range(lo, hi):
+                for i in range(ulo, uhi):
                     off += abs(ws[p * dim + q, i])
         if off == zero:
             break
         for p in range(dim - 1):
             for q in range(p + 1, dim):
                 pq = p * dim + q
-                for i in range(lo, hi):
+                for i in range(ulo, uhi):
                     apq = ws[pq, i]
                     app = ws[p * dim + p, i]
                     aqq = ws[q * dim + q, i]
@@ -77,22 +82,22 @@ def jacobi_eigh(ws, dim, lo, hi):
                     ws[cr, i] = c
                     ws[sr, i] = s
                 for k in range(dim):  # columns p, q of A J
-                    for i in range(lo, hi):
+                    for i in range(ulo, uhi):
                         akp = ws[k * dim + p, i]
                         akq = ws[k * dim + q, i]
                         ws[k * dim + p, i] = ws[cr, i] * akp - ws[sr, i] * akq
                         ws[k * dim + q, i] = ws[sr, i] * akp + ws[cr, i] * akq
                 for k in range(dim):  # rows p, q of J^T (A J)
-                    for i in range(lo, hi):
+                    for i in range(ulo, uhi):
                         apk = ws[p * dim + k, i]
                         aqk = ws[q * dim + k, i]
                         ws[p * dim + k, i] = ws[cr, i] * apk - ws[sr, i] * aqk
                         ws[q * dim + k, i] = ws[sr, i] * apk + ws[cr, i] * aqk
-                for i in range(lo, hi):
+                for i in range(ulo, uhi):
                     ws[pq, i] = zero
                     ws[q * dim + p, i] = zero
                 for k in range(dim):  # V J
-                    for i in range(lo, hi):
+                    for i in range(ulo, uhi):
                         vkp = ws[dd + k * dim + p, i]
                         vkq = ws[dd + k * dim + q, i]
                         ws[dd + k * dim + p, i] = ws[cr, i] * vkp - ws[sr, i] * vkq
