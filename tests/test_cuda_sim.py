@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -43,8 +44,9 @@ PAIRS = [
 
 
 @pytest.mark.cuda
-def test_cuda_kernels_match_cpu_under_the_simulator() -> None:
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+def test_cuda_kernels_match_cpu_under_the_simulator(tmp_path: Path) -> None:
+    # Its own on-disk cache: a simulator process never shares compiled CPU kernels with the others.
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "NUMBA_CACHE_DIR": str(tmp_path / "numba_cache")}
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(PAIRS)], env=env, capture_output=True, text=True, timeout=600
     )
