@@ -50,7 +50,7 @@ from . import basins as _bas
 from . import convergence as _conv
 from . import critical as _crit
 from .attractors import DIVERGED, LEFT_BOUND, NOT_CONVERGED, OUTCOME_CODES, Attractors, find_attractors
-from .critical import LandscapeMath, classify
+from .critical import LandscapeMath, ModelMath, classify
 
 __all__ = [
     "DIVERGED", "LEFT_BOUND", "NOT_CONVERGED", "AnalysisResult", "analyze", "analyze_arrays",
@@ -117,6 +117,8 @@ def _landscape(spec: Mapping[str, Any]) -> LandscapeMath:
 
     try:
         rs = parse_spec(spec)
+        if rs.finite_sum is not None:
+            return ModelMath(rs.landscape, rs.landscape_params, rs.dim, rs.finite_sum)
         return LandscapeMath(rs.landscape, rs.landscape_params, rs.dim)
     except Exception:
         from ..landscapes.registry import get_landscape

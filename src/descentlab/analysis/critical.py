@@ -5,6 +5,18 @@ points it is called as plain Python on a ``(D, n)`` block - no compilation, so
 an analysis needs nothing but the run file; for many points (a census) the
 compiled kernel of :mod:`descentlab.kernels` is used.
 
+Models (finite sums, :class:`ModelMath`) have no Hessian formula: their
+Hessian-vector products are central differences of the analytic full-batch
+gradient (the NumPy backward pass of :mod:`descentlab.models.reference`),
+``Hv = (g(x + h v) - g(x - h v)) / 2h``. Up to :data:`DENSE_HESSIAN_MAX`
+parameters the whole Hessian is built from D of them; above, the extreme
+eigenvalues come from Lanczos iterations (ARPACK through
+``scipy.sparse.linalg.eigsh``, :data:`LANCZOS_K` at each end of the spectrum)
+and the trace from Hutchinson's estimator (Rademacher probes) - the usual way
+of measuring sharpness of a network (e.g. Ghorbani et al. 2019,
+https://arxiv.org/abs/1901.10159; Yao et al. 2020, PyHessian,
+https://arxiv.org/abs/1912.07145).
+
 Classification of a symmetric Hessian with eigenvalues ``lam`` and tolerance
 ``tol = eig_tol * max(1, max |lam|)``: ``"minimum"`` (all > tol), ``"maximum"``
 (all < -tol), ``"saddle (index k)"`` (k < -tol, the rest > tol), otherwise
@@ -25,6 +37,17 @@ from ..landscapes.base import Landscape
 EIG_TOL = 1e-6
 #: Above this many points the compiled Hessian kernel is used instead of plain Python.
 PYTHON_HESSIAN_MAX = 256
+#: Models with up to this many parameters get their whole Hessian (D Hessian-vector products).
+DENSE_HESSIAN_MAX = 256
+#: Eigenvalues computed at each end of the spectrum by Lanczos (larger models).
+LANCZOS_K = 4
+#: Rademacher probes of Hutchinson's trace estimator (larger models).
+TRACE_PROBES = 32
+#: Points of a model analysed in one call (the first ones: attractors come most populated
+#: first); the rest are "not computed". A model's Hessian costs D gradient pairs, Lanczos a few hundred.
+MODEL_MAX_POINTS = 64
+#: Relative step of the Hessian-vector product's central difference.
+HVP_STEP = 1e-5
 
 
 @dataclass
@@ -71,6 +94,73 @@ class LandscapeMath:
         return 0.5 * (h + np.swapaxes(h, 1, 2))
 
 
+class ModelMath(LandscapeMath):
+    """A finite-sum landscape (model x training set) with NumPy value, gradient and Hessian-vector products.
+
+    ``fs`` is the run's :class:`descentlab.engine.finite_sum.FiniteSum`; the
+    loss is the full-batch training loss (batch normalization with full-data
+    statistics, as the kernels' value).
+    """
+
+    def __init__(self, landscape: Landscape, params: Mapping[str, Any], dim: int, fs: Any) -> None:
+        self.fs = fs
+        super().__init__(landscape, params, dim)
+
+    def value(self, x: np.ndarray) -> np.ndarray:
+        from ..models import reference
+
+        x = np.asarray(x, dtype=np.float64).reshape(-1, self.dim)
+        return reference.loss(self.fs.model, x, self.fs.data.x_train, self.fs.data.y_train)
+
+    def grad(self, x: np.ndarray) -> np.ndarray:
+        from ..models import reference
+
+        x = np.asarray(x, dtype=np.float64).reshape(-1, self.dim)
+        out = np.empty_like(x)
+        for a in range(0, x.shape[0], 256):  # bounded memory: (particles, samples, width) activations
+            out[a : a + 256] = reference.gradient(self.fs.model, x[a : a + 256], self.fs.data.x_train,
+                                                  self.fs.data.y_train)  # fmt: skip
+        return out
+
+    def hvp(self, x0: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Hessian-vector products (m, D) at the point ``x0`` (D,) with the vectors ``v`` (m, D)."""
+        x0 = np.asarray(x0, dtype=np.float64).reshape(self.dim)
+        v = np.atleast_2d(np.asarray(v, dtype=np.float64))
+        norm = np.linalg.norm(v, axis=1, keepdims=True)
+        safe = np.where(norm > 0, norm, 1.0)
+        h = HVP_STEP * (1.0 + np.max(np.abs(x0))) / safe  # a step of HVP_STEP (1 + |x0|) along each v
+        g = self.grad(np.concatenate([x0 + h * v, x0 - h * v]))
+        m = v.shape[0]
+        return np.where(norm > 0, (g[:m] - g[m:]) / (2.0 * h), 0.0)
+
+    def hess(self, x: np.ndarray, compiled: bool | None = None) -> np.ndarray:
+        """Hessians (n, D, D) at points ``x`` (n, D) from D Hessian-vector products each, symmetrised."""
+        x = np.asarray(x, dtype=np.float64).reshape(-1, self.dim)
+        h = np.stack([self.hvp(p, np.eye(self.dim)) for p in x]) if x.size else np.zeros((0, self.dim, self.dim))
+        return 0.5 * (h + np.swapaxes(h, 1, 2))
+
+    @property
+    def dense(self) -> bool:
+        """Whether :func:`analyze_points` builds the whole Hessian (else: Lanczos extremes)."""
+        return self.dim <= DENSE_HESSIAN_MAX
+
+    def extremes(self, x0: np.ndarray, k: int = LANCZOS_K, seed: int = 0) -> tuple[np.ndarray, float]:
+        """(the ``k`` smallest and ``k`` largest eigenvalues (2k,) ascending, Hutchinson trace) at ``x0`` (D,)."""
+        from scipy.sparse.linalg import LinearOperator, eigsh
+
+        d = self.dim
+        k = max(1, min(int(k), (d - 1) // 2))
+        op = LinearOperator((d, d), matvec=lambda v: self.hvp(x0, v.reshape(1, d))[0],
+                            matmat=lambda m: self.hvp(x0, m.T).T, dtype=np.float64)  # fmt: skip
+        rng = np.random.default_rng(seed)
+        v0 = rng.standard_normal(d)
+        low = eigsh(op, k=k, which="SA", v0=v0, tol=1e-8, return_eigenvectors=False)
+        high = eigsh(op, k=k, which="LA", v0=v0, tol=1e-8, return_eigenvectors=False)
+        probes = rng.choice([-1.0, 1.0], size=(TRACE_PROBES, d))
+        trace = float(np.mean(np.sum(probes * self.hvp(x0, probes), axis=1)))
+        return np.sort(np.concatenate([low, high])), trace
+
+
 def _compiled_hessian(lm: LandscapeMath, x: np.ndarray) -> np.ndarray:
     from ..engine.run import kernels_for
     from ..engine.spec import parse_spec
@@ -87,12 +177,28 @@ def _compiled_hessian(lm: LandscapeMath, x: np.ndarray) -> np.ndarray:
     return h
 
 
-def classify(eigenvalues: np.ndarray, eig_tol: float = EIG_TOL) -> str:
-    """Name of the critical point with these Hessian eigenvalues (see module doc)."""
-    lam = np.asarray(eigenvalues, dtype=np.float64)
+def classify(eigenvalues: np.ndarray, eig_tol: float = EIG_TOL, extremes: int | None = None) -> str:
+    """Name of the critical point with these Hessian eigenvalues (see module doc).
+
+    ``extremes = k``: ``eigenvalues`` are only the k smallest and the k largest
+    (Lanczos); a count that reaches k at its end is a lower bound (``"index 4+"``).
+    """
+    lam = np.sort(np.asarray(eigenvalues, dtype=np.float64))
     if lam.size == 0 or not np.all(np.isfinite(lam)):
         return "undefined"
     tol = eig_tol * max(1.0, float(np.max(np.abs(lam))))
+    if extremes is not None and lam.size == 2 * extremes:
+        low = lam[:extremes]
+        if low[0] > tol:
+            return "minimum"
+        if lam[-1] < -tol:
+            return "maximum"
+        neg = int(np.sum(low < -tol))
+        flat = int(np.sum(np.abs(low) <= tol))
+        more = "+" if neg + flat == extremes else ""
+        if flat:
+            return f"degenerate (index {neg}, {flat}{more} flat)"
+        return f"saddle (index {neg}{more})"
     neg = int(np.sum(lam < -tol))
     pos = int(np.sum(lam > tol))
     flat = lam.size - neg - pos
@@ -108,8 +214,10 @@ def classify(eigenvalues: np.ndarray, eig_tol: float = EIG_TOL) -> str:
 @dataclass
 class CriticalPoints:
     """Hessian analysis at a set of points: positions (K, D), gradient norms (K,),
-    eigenvalues (K, D) ascending, classes, sharpness (K,) = largest eigenvalue,
-    trace (K,), index (K,) = fraction of negative eigenvalues, losses (K,)."""
+    eigenvalues (K, D) ascending - (K, 2k), the k smallest and k largest, for a
+    model above :data:`DENSE_HESSIAN_MAX` parameters -, classes, sharpness (K,)
+    = largest eigenvalue, trace (K,), index (K,) = fraction of negative
+    eigenvalues (a lower bound when the k smallest are all negative), losses (K,)."""
 
     positions: np.ndarray
     grad_norm: np.ndarray
@@ -141,6 +249,10 @@ def analyze_points(lm: LandscapeMath, x: np.ndarray, eig_tol: float = EIG_TOL,
     """Hessian eigenvalues, class, sharpness and index at points ``x`` (K, D)."""
     x = np.asarray(x, dtype=np.float64).reshape(-1, lm.dim)
     k = x.shape[0]
+    if isinstance(lm, ModelMath) and k > MODEL_MAX_POINTS:
+        return _not_computed(analyze_points(lm, x[:MODEL_MAX_POINTS], eig_tol), x, lm)
+    if isinstance(lm, ModelMath) and not lm.dense:
+        return _analyze_extremes(lm, x, eig_tol)
     if k == 0:
         z = np.zeros(0)
         return CriticalPoints(x, z, z, np.zeros((0, lm.dim)), [], z, z, z)
@@ -149,7 +261,7 @@ def analyze_points(lm: LandscapeMath, x: np.ndarray, eig_tol: float = EIG_TOL,
     lam = np.full((k, lm.dim), np.nan)
     if np.any(ok):
         lam[ok] = np.linalg.eigvalsh(h[ok])
-    if compiled or (compiled is None and k > PYTHON_HESSIAN_MAX):
+    if compiled or (compiled is None and k > PYTHON_HESSIAN_MAX and not isinstance(lm, ModelMath)):
         gn = np.full(k, np.nan)
         losses = np.full(k, np.nan)
     else:
@@ -166,6 +278,42 @@ def analyze_points(lm: LandscapeMath, x: np.ndarray, eig_tol: float = EIG_TOL,
     )  # fmt: skip
 
 
+def _not_computed(head: CriticalPoints, x: np.ndarray, lm: ModelMath) -> CriticalPoints:
+    """``head`` (the first points) padded to all points ``x``: NaN and "not computed" for the rest."""
+    k, m = x.shape[0], head.positions.shape[0]
+
+    def pad(a: np.ndarray) -> np.ndarray:
+        out = np.full((k, *a.shape[1:]), np.nan)
+        out[:m] = a
+        return out
+
+    return CriticalPoints(
+        positions=x, grad_norm=pad(head.grad_norm), losses=pad(head.losses), eigenvalues=pad(head.eigenvalues),
+        classes=[*head.classes, *["not computed"] * (k - m)], sharpness=pad(head.sharpness), trace=pad(head.trace),
+        index=pad(head.index),
+    )  # fmt: skip
+
+
+def _analyze_extremes(lm: ModelMath, x: np.ndarray, eig_tol: float) -> CriticalPoints:
+    """:func:`analyze_points` of a large model: Lanczos extremes and a Hutchinson trace per point."""
+    k = x.shape[0]
+    kk = max(1, min(LANCZOS_K, (lm.dim - 1) // 2))
+    lam = np.full((k, 2 * kk), np.nan)
+    trace = np.full(k, np.nan)
+    for j in range(k):
+        if np.all(np.isfinite(x[j])):
+            lam[j], trace[j] = lm.extremes(x[j], kk, seed=j)
+    classes = [classify(row, eig_tol, extremes=kk) for row in lam]
+    with np.errstate(invalid="ignore"):
+        tol = eig_tol * np.maximum(1.0, np.nanmax(np.abs(lam), axis=1, initial=0.0))
+        index = np.where(np.isfinite(lam[:, 0]), np.sum(lam[:, :kk] < -tol[:, None], axis=1) / lm.dim, np.nan)
+    gn = np.linalg.norm(lm.grad(x), axis=1) if k else np.zeros(0)
+    return CriticalPoints(
+        positions=x, grad_norm=gn, losses=lm.value(x) if k else np.zeros(0), eigenvalues=lam, classes=classes,
+        sharpness=lam[:, -1].copy(), trace=trace, index=index,
+    )  # fmt: skip
+
+
 def census(lm: LandscapeMath, points: np.ndarray, losses: np.ndarray, max_points: int = 2000,
            eig_tol: float = EIG_TOL) -> dict[str, np.ndarray]:  # fmt: skip
     """Critical-point census: index (fraction of negative eigenvalues) vs loss.
@@ -176,6 +324,8 @@ def census(lm: LandscapeMath, points: np.ndarray, losses: np.ndarray, max_points
     """
     points = np.asarray(points, dtype=np.float64)
     n = points.shape[0]
+    if isinstance(lm, ModelMath):
+        max_points = min(max_points, MODEL_MAX_POINTS)
     rows = np.arange(n) if n <= max_points else np.linspace(0, n - 1, max_points).astype(np.int64)
     cp = analyze_points(lm, points[rows], eig_tol)
     return {
