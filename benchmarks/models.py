@@ -96,7 +96,7 @@ def time_torch(p: int, steps: int, batch: int, dtype: str, repeats: int, data: A
             with torch.no_grad():
                 for q in params:
                     q -= 0.05 * q.grad
-        return float(loss) / p
+        return float(loss.detach()) / p
 
     run(init(), 3)
     best, last = np.inf, np.nan

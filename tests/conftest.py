@@ -23,4 +23,3 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, dtype: str, scale: fl
 @pytest.fixture(params=["float64", "float32"])
 def dtype(request: pytest.FixtureRequest) -> str:
     return request.param
-
