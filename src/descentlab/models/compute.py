@@ -409,32 +409,38 @@ def _activate(p, w, lo, hi, layer, m):  # type: ignore[no-untyped-def]
 
 
 @_helper
+def _mean_m2(x, w, lo, hi, r, m, row_mean, row_m2):  # type: ignore[no-untyped-def]
+    """w[row_mean] <- mean and w[row_m2] <- sum of squared deviations of rows r .. r+m-1 (two-pass)."""
+    ulo, uhi = _columns(lo, hi)
+    zero = real(0.0, x)
+    inv_m = real(1.0, x) / real(m, x)
+    for i in range(ulo, uhi):
+        w[row_mean, i] = zero
+        w[row_m2, i] = zero
+    for s in range(m):
+        for i in range(ulo, uhi):
+            w[row_mean, i] += w[r + s, i]
+    for i in range(ulo, uhi):
+        w[row_mean, i] *= inv_m
+    for s in range(m):
+        for i in range(ulo, uhi):
+            d = w[r + s, i] - w[row_mean, i]
+            w[row_m2, i] += d * d
+
+
+@_helper
 def _bn_batch_stats(x, p, w, lo, hi, layer, m):  # type: ignore[no-untyped-def]
     """S(layer) <- mean and 1/sqrt(var + eps) of A(layer) over the chunk's m samples (two-pass)."""
     ulo, uhi = _columns(lo, hi)
     one = real(1.0, x)
-    zero = real(0.0, x)
     c = int(p[H_CHUNK])
     width = int(p[H_WIDTHS + layer])
     a, _, st, _, _ = scratch_layout(p, layer)
     inv_m = real(1.0, x) / real(m, x)
     eps = real(BN_EPS, x)
     for u in range(width):
-        r = a + u * c
-        rm = st + u
         rv = st + width + u
-        for i in range(ulo, uhi):
-            w[rm, i] = zero
-            w[rv, i] = zero
-        for s in range(m):
-            for i in range(ulo, uhi):
-                w[rm, i] += w[r + s, i]
-        for i in range(ulo, uhi):
-            w[rm, i] *= inv_m
-        for s in range(m):
-            for i in range(ulo, uhi):
-                d = w[r + s, i] - w[rm, i]
-                w[rv, i] += d * d
+        _mean_m2(x, w, lo, hi, a + u * c, m, st + u, rv)
         for i in range(ulo, uhi):
             w[rv, i] = one / math.sqrt(w[rv, i] * inv_m + eps)
 
@@ -447,7 +453,6 @@ def _bn_accumulate_stats(x, p, w, lo, hi, layer, m, n_before):  # type: ignore[n
     LeVeque (1979): ``M2 = M2_a + M2_b + delta^2 n_a n_b / (n_a + n_b)``.
     """
     ulo, uhi = _columns(lo, hi)
-    zero = real(0.0, x)
     c = int(p[H_CHUNK])
     width = int(p[H_WIDTHS + layer])
     a, _, st, _, _ = scratch_layout(p, layer)
@@ -455,25 +460,12 @@ def _bn_accumulate_stats(x, p, w, lo, hi, layer, m, n_before):  # type: ignore[n
     t_m2 = c + 1
     nb = real(m, x)
     na = real(n_before, x)
-    inv_m = real(1.0, x) / nb
     f_new = nb / (na + nb)
     f_m2 = na * nb / (na + nb)
     for u in range(width):
-        r = a + u * c
         rm = st + u
         rv = st + width + u
-        for i in range(ulo, uhi):
-            w[t_mean, i] = zero
-            w[t_m2, i] = zero
-        for s in range(m):
-            for i in range(ulo, uhi):
-                w[t_mean, i] += w[r + s, i]
-        for i in range(ulo, uhi):
-            w[t_mean, i] *= inv_m
-        for s in range(m):
-            for i in range(ulo, uhi):
-                d = w[r + s, i] - w[t_mean, i]
-                w[t_m2, i] += d * d
+        _mean_m2(x, w, lo, hi, a + u * c, m, t_mean, t_m2)
         for i in range(ulo, uhi):
             delta = w[t_mean, i] - w[rm, i]
             w[rm, i] += delta * f_new
