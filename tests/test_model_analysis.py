@@ -115,7 +115,9 @@ def test_analysis_of_a_model_run_finds_the_least_squares_minimum() -> None:
     final = np.repeat(coef[None], 6, axis=0) + 1e-12 * np.arange(6)[:, None]
     status = np.array([1, 1, 1, 1, 0, 2], dtype=np.int8)  # four converged, one still running, one diverged
     loss = lm.value(final)
-    data = RunData(spec=spec, init_x=np.zeros((6, lm.dim)), final_x=final, final_loss=loss, status=status,
+    # the spec as a run file stores it (resolved), which the analysis parses again
+    data = RunData(spec=parse_spec(spec).resolved, init_x=np.zeros((6, lm.dim)), final_x=final, final_loss=loss,
+                   status=status,
                    stop_step=np.array([5, 5, 6, 7, -1, 3]), record_steps=np.array([0, 10]),
                    trajectory_loss=np.stack([loss + 1, loss], axis=1),
                    trajectory_x=np.stack([final, final], axis=1))  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -45,3 +46,22 @@ def test_defaults_still_accepted() -> None:
     rs = parse_spec(base(init={"low": -1.0}))
     assert rs.init["low"] == -1.0
     assert parse_spec(base(stop={"grad_tol": 0.0})).grad_tol == 0.0
+
+
+@pytest.mark.parametrize("spec", [
+    {"run": {"particles": 4, "steps": 10}, "landscape": {"name": "himmelblau"}, "optimizer": {"name": "adam"}},
+    {"run": {"particles": 4, "epochs": 5, "record_every_epochs": 1}, "landscape": {"name": "mlp", "hidden": [3]},
+     "data": {"name": "blobs", "samples": 60}, "batch": {"size": 8}, "optimizer": {"name": "sgd"}},
+    {"run": {"particles": 4, "epochs": 5}, "landscape": {"name": "logistic_regression"},
+     "data": {"name": "moons", "samples": 50},
+     "batch": {"schedule": [{"size": 4, "epochs": 2}, {"size": 16, "epochs": 1}, {"size": 32}]},
+     "optimizer": {"name": "sgd"}},
+], ids=["analytic", "model-epochs", "model-batch-schedule"])  # fmt: skip
+def test_resolved_spec_parses_to_itself(spec: dict[str, Any]) -> None:
+    # a run file stores the resolved spec; the analysis and resume parse it again
+    rs = parse_spec(spec)
+    again = parse_spec(json.loads(json.dumps(rs.resolved)))
+    assert again.resolved == rs.resolved
+    assert (again.steps, again.record_every, again.dim) == (rs.steps, rs.record_every, rs.dim)
+    if rs.finite_sum is not None:
+        assert (again.finite_sum.sizes, again.finite_sum.epochs) == (rs.finite_sum.sizes, rs.finite_sum.epochs)

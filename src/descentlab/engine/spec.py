@@ -415,7 +415,9 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
         field_name, _, text = msg.partition(": ")
         raise SpecError(f"{field_name}: {text}" if text else f"schedule: {msg}") from None
     resolved = {
-        "run": {**run.model_dump(), "particles": particles, "record_every": record_every},
+        # steps-based: run.epochs / record_every_epochs are resolved into steps / record_every
+        "run": {**run.model_dump(exclude={"epochs", "record_every_epochs"}), "particles": particles,
+                "record_every": record_every},
         "landscape": land_resolved or {"name": land.name, "dim": dim, **params, **land.extra.get("resolved", {})},
         "optimizer": _resolved_optimizer(phases),
         "schedule": dict(_table(spec, "schedule")) or {"name": "constant"},
@@ -424,8 +426,13 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
     }
     if fs is not None:
         resolved["data"] = fs.data.description["config"]
-        resolved["batch"] = {"sizes": list(fs.sizes), "epochs": list(fs.epochs), "shuffle": fs.shuffle,
-                             "drop_last": fs.drop_last}  # fmt: skip
+        # in the input form, so that a run file's spec parses again (analysis, resume)
+        if len(fs.sizes) == 1:
+            sizes: dict[str, Any] = {"size": fs.sizes[0]}
+        else:
+            phases_b = [{"size": b, "epochs": e} for b, e in zip(fs.sizes[:-1], fs.epochs, strict=True)]
+            sizes = {"schedule": [*phases_b, {"size": fs.sizes[-1]}]}
+        resolved["batch"] = {**sizes, "shuffle": fs.shuffle, "drop_last": fs.drop_last}
     rs = RunSpec(
         landscape=land, landscape_params=params, dim=dim, phases=phases, schedule=sched, init=init,
         particles=particles, steps=run.steps, record_every=record_every, seed=run.seed, dtype=run.dtype,
