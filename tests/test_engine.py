@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -133,18 +134,22 @@ def test_float32_stays_float32() -> None:
     np.testing.assert_allclose(f32.final_x, f64.final_x, rtol=1e-3, atol=1e-3)
 
 
-def test_every_kernel_has_its_own_disk_cache_index() -> None:
-    # Numba names the data files of a cache index by its length when saving, so two
-    # processes saving different kernels to one index at once could swap machine code.
-    # Each landscape x optimizer layout x dtype must therefore own an index.
-    def spec(land: str, opt: str) -> dict[str, Any]:
-        return {"run": {"particles": 4, "steps": 2}, "landscape": {"name": land}, "optimizer": {"name": opt}}
+def test_every_compiled_function_is_named_by_its_identity() -> None:
+    # Numba's disk cache and its linker go by names: code compiled from different math
+    # (or for another dtype) must never share a name; the same math must (no recompiles).
+    def names(land: str, opt: str, dtype: str) -> dict[str, str]:
+        spec = {"run": {"particles": 4, "steps": 2}, "landscape": {"name": land}, "optimizer": {"name": opt}}
+        return kernels_for(parse_spec(spec)).run_chunk.owner.names(dtype)
 
-    names = []
-    for land, opt in [("himmelblau", "sgd"), ("rosenbrock", "sgd"), ("himmelblau", "adam"), ("himmelblau", "momentum")]:
-        kern = kernels_for(parse_spec(spec(land, opt)))
-        for dtype in ("float64", "float32"):
-            for disp in kern.run_chunk._family.get(dtype):
-                names.append(disp._cache._cache_file._index_name)
-    # sgd and momentum are one step function with one layout: they share kernels.
-    assert len(set(names)) == len(names) - 6
+    hs, rs = names("himmelblau", "sgd", "float64"), names("rosenbrock", "sgd", "float64")
+    ha, hm = names("himmelblau", "adam", "float64"), names("himmelblau", "momentum", "float64")
+    h32 = names("himmelblau", "sgd", "float32")
+    assert hm == hs  # momentum is sgd's step with other numbers
+    assert rs["step0"] == hs["step0"] and all(rs[k] != hs[k] for k in ("value", "grad", "batch_grad"))
+    assert ha["step0"] != hs["step0"] and ha["value"] == hs["value"]
+    assert all(h32[k] != hs[k] for k in hs)
+    skeleton = {k: v for k, v in hs.items() if k.startswith("skeleton")}
+    assert skeleton == {k: v for k, v in rs.items() if k.startswith("skeleton")}  # one skeleton for all
+    cached = " ".join(p.name for p in Path(os.environ["NUMBA_CACHE_DIR"]).rglob("*.nbi"))
+    for name in [*hs.values(), *ha.values(), *h32.values()]:
+        assert name in cached, name

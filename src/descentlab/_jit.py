@@ -45,27 +45,27 @@ BLOCK = 256
 CHECK_EVERY = 16
 
 
-def math_function(fn=None, *, inline: str = "always"):  # type: ignore[no-untyped-def]
+def math_function(fn=None, *, inline: str = "never"):  # type: ignore[no-untyped-def]
     """Register plain-Python math so every Numba target can call it.
 
-    ``inline="always"`` inlines at the Numba IR level: measured, LLVM does not
-    vectorise the particle loops of a math function compiled on its own and
-    called from the kernel (190 vs 560 M particle-steps/s per core).
+    Compiled as a function of its own (``inline="never"``) and called: Numba's
+    IR-level inlining (``"always"``) typed a function's body once per level it
+    was inlined through (Adam's step: 6.0 s to compile, 1.9 s called), and the
+    particle loops vectorise all the same, because the CPU adapter calls the
+    math with unsigned particle bounds (see :mod:`descentlab.kernels.cpu`).
+
+    A function made in a closure gets a qualified name that carries a hash of
+    what its closure holds: Numba links called functions by name (weak,
+    one-definition symbols), so two closures of one name compiled in different
+    processes would otherwise bind each other's code once both are loaded.
     """
     if fn is None:
-        return lambda f: register_jitable(inline=inline)(f)
+        return lambda f: math_function(f, inline=inline)
+    if fn.__closure__:
+        from .kernels.identity import closure_name
+
+        fn.__qualname__ = fn.__name__ = closure_name(fn)
     return register_jitable(inline=inline)(fn)
-
-
-def block_function(fn):  # type: ignore[no-untyped-def]
-    """A serial CPU helper of a kernel, compiled as its own function with the kernel options.
-
-    Registered (not ``njit``-decorated) so that a cached kernel that calls it
-    captures a plain function: a Numba dispatcher in a closure pickles with a
-    per-process id, which made every new process miss the on-disk cache.
-    """
-    opts = {k: v for k, v in CPU_KERNEL_OPTIONS.items() if k in ("error_model", "fastmath")}
-    return register_jitable(inline="never", **opts)(fn)
 
 
 def real(value, like):  # type: ignore[no-untyped-def]

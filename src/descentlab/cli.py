@@ -6,6 +6,7 @@ nothing written), 1 internal error.
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from enum import StrEnum
@@ -211,8 +212,20 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (UserError, SpecError, StoreError, CudaUnavailable)
 
 
+def _messages_to_stderr() -> None:
+    """Show the package's INFO messages (e.g. ``compiling ... - first use``) on stderr."""
+    logger = logging.getLogger("descentlab")
+    if not any(getattr(h, "descentlab_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("descentlab: %(message)s"))
+        handler.descentlab_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the exit status (0 ok, 2 bad input, 1 internal error)."""
+    _messages_to_stderr()
     try:
         rv = app(args=argv, prog_name="descentlab", standalone_mode=False)
     except typer.Exit as exc:

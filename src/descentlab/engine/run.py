@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._jit import BLOCK, math_function
+from .._jit import BLOCK
 from ..kernels.common import RUNNING, STATUS_NAMES
 from ..kernels.compile import Kernels, build
 from .buffers import aligned_empty
@@ -47,6 +47,12 @@ def kernels_for(spec: RunSpec) -> Kernels:
     )  # fmt: skip
 
 
+def describe_kernels(spec: RunSpec) -> str:
+    """``<landscape> x <optimizer>[ -> <optimizer> ...]``: what a spec compiles, for messages."""
+    name = spec.resolved.get("landscape", {}).get("name") or "formula"
+    return f"{name} x " + " -> ".join(ph.optimizer.name for ph in spec.phases)
+
+
 @dataclass
 class ChunkRecords:
     """Records produced by one chunk: steps (R,), x (n, R, D), loss (n, R)."""
@@ -72,6 +78,8 @@ class Simulation:
             raise ValueError(f"particle range [{start}, {stop}) outside [0, {spec.particles})")
         self.dtype = np.dtype(spec.dtype)
         self.kernels = kernels_for(spec)
+        #: Seconds spent compiling or loading kernels for this simulation (0 when already loaded).
+        self.compile_time = self.kernels.prepare(self.dtype, describe_kernels(spec))
         n, dim = self.stop - self.start, spec.dim
         ids = np.arange(self.start, self.stop, dtype=np.int64)
         land = spec.landscape
@@ -172,7 +180,9 @@ class Result:
     init_x (N, D); final_x (N, D); final_loss, grad_norm (N,); status (N,) int8
     (0 ran all steps, 1 converged, 2 diverged, 3 left the bound); stop_step (N,)
     int64 (-1 if it never stopped); record_steps (R,); trajectory_x (N, R, D);
-    trajectory_loss (N, R); spec the resolved spec; wall_time seconds.
+    trajectory_loss (N, R); spec the resolved spec; wall_time seconds of
+    simulation (compilation excluded); compile_time seconds spent compiling or
+    loading kernels before it.
     """
 
     spec: dict[str, Any]
@@ -186,6 +196,7 @@ class Result:
     trajectory_x: np.ndarray
     trajectory_loss: np.ndarray
     wall_time: float = 0.0
+    compile_time: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
     #: Finite-sum runs: ``test_loss``, ``train_accuracy``, ``test_accuracy`` (n, R) at the
     #: records, and per-layer statistics at initialization ``activation_mean`` ... (n, L).
@@ -245,8 +256,7 @@ def simulate(
         trajectory_x=traj_x,
         trajectory_loss=np.concatenate([r.loss for r in recs], axis=1),
         wall_time=wall,
+        compile_time=sim.compile_time,
         metrics=metrics,
     )
 
-
-_ = math_function

@@ -581,7 +581,8 @@ def write_run(
         fin["stop_step"][...] = sim.stop_step
         if rs.finite_sum is not None:
             _write_epochs(f, rs.finite_sum.epoch_of_steps(rs.steps), chunk_times, step0)
-        f.attrs.update({"finished": _now(), "wall_time": time.perf_counter() - t_start, "complete": True})
+        f.attrs.update({"finished": _now(), "wall_time": time.perf_counter() - t_start,
+                        "compile_time": sim.compile_time, "complete": True})  # fmt: skip
         f.close()
         bar.close()
     except BaseException:
@@ -700,7 +701,8 @@ class RunFile:
             f"records {self.records}/{r}   dims {d}",
             f"  dtype {a['dtype']}   target {a['target']}   seed {a['seed']}   rng {a['rng']}",
             f"  created {a['created']}   finished {a['finished'] or '-'}"
-            + (f"   wall {a['wall_time']:.3g} s" if "wall_time" in a else ""),
+            + (f"   wall {a['wall_time']:.3g} s" if "wall_time" in a else "")
+            + (f" (+ {a['compile_time']:.3g} s compiling/loading kernels)" if "compile_time" in a else ""),
             f"  versions    descentlab {a['descentlab_version']}, numba {a['numba_version']}, "
             f"numpy {a['numpy_version']}, h5py {a['h5py_version']} (HDF5 {a['hdf5_version']})",
             f"  file size   {size / 2**20:.1f} MiB",

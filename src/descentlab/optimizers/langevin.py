@@ -31,5 +31,5 @@ def langevin_step(x, g, s, h, lr, t, H, ws, seed, gid0, lo, hi):
     for d in range(dim):
         draw = np.uint64(d)
         for i in range(lo, hi):
-            xi = real(standard_normal(seed, np.uint64(gid0 + i), stream, draw), x)
+            xi = real(standard_normal(seed, np.uint64(gid0) + np.uint64(i), stream, draw), x)
             x[d, i] -= rate * (g[d, i] + noise * xi)
