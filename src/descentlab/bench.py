@@ -509,7 +509,11 @@ def _fmt_rate(r: float) -> str:
 
 def markdown(rows: list[Row], compile_s: dict[str, dict[str, float]], info: dict[str, Any]) -> str:
     """The results section (between markers so other sections of RESULTS.md are kept)."""
-    lines = [MARK_BEGIN, "## Engine vs peers", "", f"Measured {info['when']} with `{info['command']}`.", ""]
+    begin, end = _marks(info.get("load", 0))
+    title = "## Engine vs peers"
+    if info.get("load"):
+        title += f" under load ({info['load']} busy background processes)"
+    lines = [begin, title, "", f"Measured {info['when']} with `{info['command']}`.", ""]
     lines += ["| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in info["machine"].items()]
     lines += ["", "| version | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in info["versions"].items()]
     d2 = [r for r in rows if r.workload == "rosenbrock-2d"]
@@ -553,16 +557,24 @@ def markdown(rows: list[Row], compile_s: dict[str, dict[str, float]], info: dict
                   "dtypes compiled one after another in the same process."]  # fmt: skip
     if info.get("notes"):
         lines += ["", *[f"- {n}" for n in info["notes"]]]
-    lines += [MARK_END]
+    lines += [end]
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(path: Path, section: str) -> None:
+def _marks(load: int) -> tuple[str, str]:
+    """The markers of the quiet section, or of the section measured under load."""
+    if not load:
+        return MARK_BEGIN, MARK_END
+    return MARK_BEGIN.replace("bench:", "bench-loaded:"), MARK_END.replace("bench:", "bench-loaded:")
+
+
+def write_markdown(path: Path, section: str, load: int = 0) -> None:
     """Replace the marked section of ``path`` (or append it; create the file if missing)."""
     text = path.read_text() if path.exists() else "# descentlab benchmarks\n\n"
-    if MARK_BEGIN in text and MARK_END in text:
-        head, _, rest = text.partition(MARK_BEGIN)
-        _, _, tail = rest.partition(MARK_END)
+    begin, end = _marks(load)
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
         text = head + section.rstrip("\n") + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section
@@ -704,6 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeats": args.repeats,
         "dtypes": dtypes,
         "notes": notes,
+        "load": args.load,
     }
     section = markdown(rows, compile_s, info)
     log("")
@@ -712,7 +725,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("NOTE: " + n)
     log(f"total {time.perf_counter() - t_all:.0f} s")
     if args.markdown:
-        write_markdown(args.markdown, section)
+        write_markdown(args.markdown, section, args.load)
         log(f"wrote {args.markdown}")
     if args.json:
         raw = [{**r.__dict__, "rate": r.rate} for r in rows]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._jit import BLOCK
+from .._jit import block_for
 from ..kernels.common import RUNNING, STATUS_NAMES
 from ..kernels.compile import Kernels, build
 from .buffers import aligned_empty
@@ -43,7 +43,7 @@ def kernels_for(spec: RunSpec) -> Kernels:
     return build(
         land.value, land.grad, land.hess, tuple(steps), tuple(s_slices), tuple(h_slices),
         any(ph.optimizer.needs_hessian for ph in spec.phases), spec.target,
-        land.batch_grad, land.block or BLOCK,
+        land.batch_grad, land.block or block_for(spec.dim),
     )  # fmt: skip
 
 

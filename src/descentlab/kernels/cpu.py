@@ -60,8 +60,26 @@ from .identity import identity_code, package_salt, salt_of
 
 log = logging.getLogger("descentlab")
 
-#: Options of the small math kernels (serial; the skeleton is the parallel one).
-MATH_OPTIONS: dict[str, Any] = {k: v for k, v in CPU_KERNEL_OPTIONS.items() if k != "parallel"}
+def _allow_noalias() -> None:
+    """Let ``njit`` take Numba's ``noalias`` compiler flag (it has the flag, but no option for it).
+
+    With it, the array arguments of a compiled function are marked ``noalias`` for
+    LLVM, as Numba does for parfor bodies: the particle loops then vectorise
+    without run-time overlap checks between every pair of arrays.
+    """
+    from numba.core.cpu import CPUTargetOptions
+    from numba.core.options import TargetOptions
+
+    if not hasattr(CPUTargetOptions, "noalias"):
+        CPUTargetOptions.noalias = TargetOptions.Mapping("noalias")  # type: ignore[attr-defined]
+
+
+_allow_noalias()
+
+#: Options of the small math kernels (serial; the skeleton is the parallel one). The
+#: arrays they get never overlap (the skeleton passes distinct arrays; a probe with
+#: repeated arrays touches none of them).
+MATH_OPTIONS: dict[str, Any] = {**{k: v for k, v in CPU_KERNEL_OPTIONS.items() if k != "parallel"}, "noalias": True}
 
 U64 = types.uint64
 I64 = types.int64
