@@ -78,8 +78,13 @@ _allow_noalias()
 
 #: Options of the small math kernels (serial; the skeleton is the parallel one). The
 #: arrays they get never overlap (the skeleton passes distinct arrays; a probe with
-#: repeated arrays touches none of them).
-MATH_OPTIONS: dict[str, Any] = {**{k: v for k, v in CPU_KERNEL_OPTIONS.items() if k != "parallel"}, "noalias": True}
+#: repeated arrays touches none of them), and math allocates nothing, so no reference
+#: counting (``_nrt=False``: no atomic increments around every call).
+MATH_OPTIONS: dict[str, Any] = {
+    **{k: v for k, v in CPU_KERNEL_OPTIONS.items() if k != "parallel"},
+    "noalias": True,
+    "_nrt": False,
+}
 
 U64 = types.uint64
 I64 = types.int64
@@ -474,7 +479,7 @@ class Skeleton:
         t = self._types()
         if name == "run_block":
             sig = self._block_sig()
-            opts = MATH_OPTIONS
+            opts = {**MATH_OPTIONS, "_nrt": True}  # it allocates the block's arrays
         elif name == "run_chunk":
             sig = I64(t["a2"], t["a3"], t["i8"], t["i64"], t["i64"], t["a1"], t["f64"], I64, types.float64, t["f64"],
                       U64, I64, I64, I64, I64, t["a3"], t["a2"], I64, t["f"], I64, t["f"], I64, I64, t["value"],

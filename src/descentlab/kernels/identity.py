@@ -33,16 +33,33 @@ from .. import __version__
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
+#: The parts of the package whose code can end up in compiled kernels (math, adapters,
+#: RNG, schedules, minibatches, models). Host-only modules (CLI, store, analysis) are
+#: left out, so editing them does not recompile every kernel.
+KERNEL_SOURCES = ("_jit.py", "kernels", "landscapes", "optimizers", "models", "data")
+
 
 @functools.cache
 def package_salt() -> str:
-    """Hash of the text of every module of the package and of the compiler versions (16 hex digits)."""
+    """Hash of the text of the package's kernel sources and of the compiler versions (16 hex digits)."""
     h = hashlib.sha256()
     h.update(f"{__version__}|{numba.__version__}|{np.__version__}|{sys.version_info[:2]}".encode())
-    for path in sorted(_PACKAGE_ROOT.rglob("*.py")):
+    paths = [p for part in KERNEL_SOURCES for p in ((_PACKAGE_ROOT / part).rglob("*.py")
+             if (_PACKAGE_ROOT / part).is_dir() else [_PACKAGE_ROOT / part])]  # fmt: skip
+    for path in sorted(paths):
         h.update(str(path.relative_to(_PACKAGE_ROOT)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+@functools.cache
+def _covered(module: str) -> bool:
+    """Whether :func:`package_salt` already hashes the text of ``module``."""
+    path = getattr(sys.modules.get(module), "__file__", None)
+    if not path:
+        return False
+    rel = Path(path).resolve()
+    return any(rel == _PACKAGE_ROOT / part or (_PACKAGE_ROOT / part) in rel.parents for part in KERNEL_SOURCES)
 
 
 @functools.cache
@@ -65,7 +82,7 @@ def _describe(obj: Any, seen: set[int]) -> str:
             return f"<cycle {obj.__qualname__}>"
         seen.add(id(obj))
         parts = [f"{obj.__module__}.{obj.__qualname__}"]
-        if not obj.__module__.startswith("descentlab."):
+        if not _covered(obj.__module__):
             text = _module_text(obj.__module__)
             if not text:  # defined interactively: its code is all there is
                 text = repr((obj.__code__.co_code, obj.__code__.co_consts)).encode()
