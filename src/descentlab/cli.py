@@ -128,9 +128,11 @@ def sweep(
 ) -> None:
     """Run every point of a sweep: one run file each and the index OUT/sweep.h5 (resumable)."""
     from .sweeps import expand, run_sweep
+    from .sweeps.api import check_out
     from .sweeps.execute import make_executor
 
     plan = expand(spec)  # every point validated before anything is written
+    check_out(plan, out, resume)
     if chunk_steps is not None and chunk_steps < 1:
         raise UserError(f"--chunk-steps: must be >= 1, got {chunk_steps}")
     if threads is not None and dask is None:

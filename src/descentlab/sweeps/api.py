@@ -33,6 +33,22 @@ def plan_message(plan: SweepPlan) -> str:
             + "; ".join(kinds))  # fmt: skip
 
 
+def check_out(plan: SweepPlan, out: Path, resume: bool) -> None:
+    """Refuse an output directory that cannot take this sweep (StoreError naming OUT)."""
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"OUT: {out} exists and is not a directory")
+    if not out.parent.is_dir():
+        raise StoreError(f"OUT: directory {out.parent} does not exist")
+    stored = read_sweep_spec(out) if out.is_dir() else None
+    if out.is_dir() and not resume:
+        if (out / INDEX_NAME).exists() or any(
+            (out / p.file_name).exists() or partial_path(out / p.file_name).exists() for p in plan.points
+        ):
+            raise StoreError(f"OUT: {out} already holds a sweep; pass --resume to continue it")
+    if resume and stored is not None and stored != plan.to_json():
+        raise StoreError(f"OUT: {out} holds a sweep of another spec; cannot resume it with this one")
+
+
 def run_sweep(
     spec: Mapping[str, Any] | str | Path | SweepPlan,
     out: str | Path,
@@ -52,18 +68,7 @@ def run_sweep(
     """
     plan = spec if isinstance(spec, SweepPlan) else expand(spec)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise StoreError(f"OUT: {out} exists and is not a directory")
-    if not out.parent.is_dir():
-        raise StoreError(f"OUT: directory {out.parent} does not exist")
-    stored = read_sweep_spec(out) if out.is_dir() else None
-    if out.is_dir() and not resume:
-        if (out / INDEX_NAME).exists() or any(
-            (out / p.file_name).exists() or partial_path(out / p.file_name).exists() for p in plan.points
-        ):
-            raise StoreError(f"OUT: {out} already holds a sweep; pass --resume to continue it")
-    if resume and stored is not None and stored != plan.to_json():
-        raise StoreError(f"OUT: {out} holds a sweep of another spec; cannot resume it with this one")
+    check_out(plan, out, resume)
     if echo is not None:
         echo(plan_message(plan))
     out.mkdir(exist_ok=True)
