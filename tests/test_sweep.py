@@ -349,3 +349,37 @@ def test_sharded_resume_refuses_other_range(tmp_path: Path) -> None:
         write_run(spec, out, resume=True, particles=(32, 64), progress=False)
     write_run(spec, out, resume=True, particles=(0, 32), progress=False)
     assert os.path.exists(out)
+
+
+# ----------------------------------------------------------------------------- sweep analysis
+
+
+def test_analyze_sweep_directory_basins_and_figures(tmp_path: Path) -> None:
+    spec = {**BASE, "run": {**BASE["run"], "particles": 128, "steps": 300, "record_every": 100},
+            "optimizer": {"name": "adam", "lr": 0.05},
+            "sweep": {"optimizer.lr": [0.01, 0.05, 0.1], "optimizer.name": ["sgd", "adam"]}}  # fmt: skip
+    out = tmp_path / "out"
+    run_sweep(spec, out, progress=False)
+    rc, stdout, err = call("analyze", str(out))
+    assert rc == 0, err
+    assert "median_loss" in stdout and "n_attractors" in stdout
+    figs = sorted(p.name for p in (out / "figures").iterdir())
+    assert figs == ["basins_vs_optimizer.lr.png", "ecdf_final_loss.png",
+                    "heatmap_median_final_loss_optimizer.lr_optimizer.name.png",
+                    "sensitivity_median_final_loss_vs_optimizer.lr.png", "sensitivity_success_rate_vs_optimizer.lr.png"]
+    from descentlab.analysis import analyze
+
+    with open_sweep(out) as ds:
+        assert ds.basin_fraction.dims == ("point", "basin")
+        assert "basin_name" in ds.coords
+        # the index's basin fractions are those of each point analysed alone
+        p = expand(spec).points[4]
+        ar = analyze(out / p.file_name, write=False)
+        names = list(ds.basin_name.values)
+        for row in ar.summary["attractors"]:
+            assert ds.basin_fraction.values[4, names.index(row["name"])] == row["fraction"]
+        assert np.nansum(ds.basin_fraction.values[4]) <= 1.0 + 1e-12
+    # compare takes the sweep directory: one row per point
+    rc, stdout, err = call("compare", str(out))
+    assert rc == 0, err
+    assert sum(p.file_name.removesuffix(".h5") in stdout for p in expand(spec).points) == 6

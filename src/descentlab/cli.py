@@ -112,6 +112,35 @@ def _run_sharded(spec: Path, out: Path, shards: int, dask: str | None, workers: 
         ex.close()
 
 
+def _analyze_sweep(directory: Path, plots: Path | None, dask: str | None) -> None:
+    from .sweeps.analysis import analyze_sweep, format_rows
+    from .sweeps.execute import make_executor
+
+    ex = make_executor(dask)
+    try:
+        res = analyze_sweep(directory, plots, executor=ex)
+    finally:
+        ex.close()
+    typer.echo(format_rows(res["rows"]))
+    if res["missing"]:
+        typer.echo(f"not analysed (incomplete): points {res['missing']}")
+    for k, v in res["figures"].items():
+        typer.echo(f"figure {k}: {v}")
+
+
+def _sweep_point_files(paths: list[Path]) -> list[Path]:
+    from .sweeps.analysis import complete_points, load_plan
+
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            plan = load_plan(p)
+            out.extend(p / plan.points[i].file_name for i in complete_points(p, plan))
+        else:
+            out.append(p)
+    return out
+
+
 @app.command()
 def sweep(
     spec: Annotated[Path, typer.Argument(help="run spec with a [sweep] table (TOML)")],
@@ -174,12 +203,21 @@ def info(path: Annotated[Path, typer.Argument(help="run file (HDF5)")]) -> None:
 
 @app.command()
 def analyze(
-    path: Annotated[Path, typer.Argument(help="run file (HDF5)")],
+    path: Annotated[Path, typer.Argument(help="run file (HDF5), or a sweep directory")],
     plots: Annotated[Path | None, typer.Option("--plots", help="directory for the figures (PNG)")] = None,
+    dask: Annotated[str | None, typer.Option("--dask", help="sweeps: analyse on Dask (local, tcp://...)")] = None,
 ) -> None:
-    """Analyse a run file: attractors, basins, Hessians, convergence; writes /analysis (+ figures)."""
+    """Analyse a run file: attractors, basins, Hessians, convergence; writes /analysis (+ figures).
+
+    A sweep directory: every point is analysed, OUT/sweep.h5 gains basin fractions, and figures go to
+    --plots (default DIR/figures)."""
     from .analysis.cli import analyze_command
 
+    if path.is_dir() or (path.name == "sweep.h5" and path.exists()):  # issue 10: a sweep
+        _analyze_sweep(path if path.is_dir() else path.parent, plots, dask)
+        return
+    if dask is not None:
+        raise UserError("--dask: only for a sweep directory")
     rc = analyze_command(path, plots)
     if rc:
         raise typer.Exit(rc)
@@ -190,9 +228,11 @@ def compare(
     paths: Annotated[list[Path], typer.Argument(help="run files (HDF5)")],
     plots: Annotated[Path | None, typer.Option("--plots", help="directory for the figures (PNG)")] = None,
 ) -> None:
-    """Compare run files (e.g. one per optimizer): a table and overlaid ECDF / loss-band figures."""
+    """Compare run files (e.g. one per optimizer; a sweep directory stands for its points' files)."""
     from .analysis.cli import compare_command
 
+    if any(p.is_dir() for p in paths):  # issue 10: sweep directories
+        paths = _sweep_point_files(paths)
     rc = compare_command(paths, plots)
     if rc:
         raise typer.Exit(rc)

@@ -91,6 +91,19 @@ class LocalExecutor:
             bar.close()
         return out
 
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, keys: Sequence[str] | None = None,
+            progress: bool | None = None) -> list[Any]:  # fmt: skip
+        """``[fn(item) for item in items]``, in this process."""
+        out = []
+        bar = _bar(len(items), progress, "task")
+        try:
+            for it in items:
+                out.append(fn(it))
+                bar.update(1)
+        finally:
+            bar.close()
+        return out
+
     def close(self) -> None:
         pass
 
@@ -148,6 +161,21 @@ class DaskExecutor:
         finally:
             bar.close()
         return [results[t.key] for t in tasks]
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, keys: Sequence[str] | None = None,
+            progress: bool | None = None) -> list[Any]:  # fmt: skip
+        """``fn`` of every item on the cluster (in parallel); results in the order of ``items``."""
+        from distributed import as_completed
+
+        futs = [self.client.submit(fn, it, key=None if keys is None else keys[i], pure=False, retries=2)
+                for i, it in enumerate(items)]  # fmt: skip
+        bar = _bar(len(items), progress, "task")
+        try:
+            for _ in as_completed(futs):
+                bar.update(1)
+        finally:
+            bar.close()
+        return [f.result() for f in futs]
 
     def close(self) -> None:
         for obj in self._own:

@@ -80,17 +80,28 @@ def axis_values(values: Sequence[Any]) -> np.ndarray:
 
 
 def point_summary(path: Path) -> tuple[str, dict[str, Any]]:
-    """(status of a point's run file: pending | partial | complete, its summary numbers)."""
+    """(status of a point's run file: pending | partial | complete, its summary numbers).
+
+    The numbers include ``basins`` ({attractor name: fraction}) when the file was analysed.
+    """
     from ..engine.store import partial_path
 
     if path.exists():
         try:
             with h5py.File(path, "r") as f:
-                if bool(f.attrs.get("complete", False)):
+                complete = bool(f.attrs.get("complete", False))
+                if complete:
                     fin = f["final"]
-                    return "complete", summarize(fin["loss"][...], fin["status"][...], fin["stop_step"][...])
+                    summary = summarize(fin["loss"][...], fin["status"][...], fin["stop_step"][...])
         except OSError:
-            pass
+            complete = False
+        if complete:
+            from ..analysis import read_summary
+
+            an = read_summary(path)
+            if an is not None:
+                summary["basins"] = {str(a["name"]): float(a["fraction"]) for a in an.get("attractors", [])}
+            return "complete", summary
         return "partial", empty_summary()
     return ("partial" if partial_path(path).exists() else "pending"), empty_summary()
 
@@ -141,11 +152,20 @@ def write_sweep_index(directory: Path, plan: SweepPlan, *, extra_attrs: dict[str
         for name in ("success_rate", "steps_to_target"):
             _attach(f.create_dataset(name, data=np.array([r[name] for _, r in rows])), pt)
         data_vars = ["loss_quantile", "status_count", "success_rate", "steps_to_target"]
+        basins = list(dict.fromkeys(b for _, r in rows for b in r.get("basins", {})))
+        if basins:  # analysed points: fraction of particles in each attractor (NaN: not analysed)
+            bs = _scale(f, "basin", np.arange(len(basins), dtype=np.int64))
+            _attach(f.create_dataset("basin_name", data=_strings(basins)), bs)
+            frac = np.array([[r["basins"].get(b, 0.0) if "basins" in r else np.nan for b in basins] for _, r in rows])
+            _attach(f.create_dataset("basin_fraction", data=frac), pt, bs)
+            data_vars.append("basin_fraction")
         if plan.same_shapes():
             data_vars += _virtual_finals(f, plan, pt)
         for name in data_vars:
             f[name].attrs["coordinates"] = " ".join(coords)
         f["status_count"].attrs["coordinates"] = " ".join([*coords, "status_name"])
+        if basins:
+            f["basin_fraction"].attrs["coordinates"] = " ".join([*coords, "basin_name"])
         for name in ("trajectory_x", "trajectory_loss"):
             if name in f:
                 f[name].attrs["coordinates"] = " ".join([*coords, "step"])
