@@ -217,6 +217,10 @@ def test_cli_sweep_writes_point_files_and_index(swept: tuple[Path, str]) -> None
                 np.testing.assert_array_equal(ds.trajectory_x.values[p.index], f["trajectory/x"][...])
     finally:
         ds.close()
+    rc, stdout, err = call("info", str(out))
+    assert rc == 0, err
+    assert "descentlab sweep, 4 points (4 complete)" in stdout
+    assert stdout.count("complete  point") == 4
 
 
 def test_sweep_files_identical_to_points_run_alone(swept: tuple[Path, str], tmp_path: Path) -> None:

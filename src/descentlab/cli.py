@@ -182,12 +182,18 @@ def sweep(
 
 
 @app.command()
-def info(path: Annotated[Path, typer.Argument(help="run file (HDF5)")]) -> None:
+def info(path: Annotated[Path, typer.Argument(help="run file (HDF5), or a sweep directory")]) -> None:
     """What is in a run file: spec, sizes, status counts, whether complete."""
     from .engine.store import StoreError, open_run
 
     if not path.exists():
         raise UserError(f"PATH: {path} does not exist")
+    from .sweeps.index import describe_sweep  # issue 10: a sweep directory or its sweep.h5
+
+    text = describe_sweep(path)
+    if text is not None:
+        typer.echo(text)
+        return
     try:
         f = open_run(path)
     except StoreError as exc:

@@ -292,3 +292,35 @@ def _shard_group(dst: h5py.Group, srcs: list[h5py.Group], rel: list[str], starts
 
 def _fill(dt: np.dtype) -> Any:
     return np.nan if np.issubdtype(dt, np.floating) else -1
+
+
+def describe_sweep(path: str | Path) -> str | None:
+    """What ``descentlab info`` prints for a sweep directory or its ``sweep.h5`` (None: not a sweep)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / INDEX_NAME
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != SWEEP_FORMAT:
+                return None
+            axes = json.loads(f.attrs["axes"])
+            status = [s.decode() if isinstance(s, bytes) else str(s) for s in f["point_status"][...]]
+            files = [s.decode() if isinstance(s, bytes) else str(s) for s in f["file"][...]]
+            cols = {k: f[k][...] for k in axes}
+            med = f["loss_quantile"][:, QUANTILES.index(0.5)]
+            succ = f["success_rate"][...]
+            stacked = "final_x" in f
+    except (OSError, KeyError):
+        return None
+    done = sum(s == "complete" for s in status)
+    lines = [f"{path}: descentlab sweep, {len(status)} points ({done} complete), axes {axes}",
+             "  per-point /final, /init, /trajectory stacked as virtual datasets" if stacked
+             else "  points differ in shape: summary numbers only (no stacked datasets)"]  # fmt: skip
+    for i, (st, fn) in enumerate(zip(status, files, strict=True)):
+        vals = ", ".join(f"{k}={_text(cols[k][i])}" for k in axes)
+        lines.append(f"  {i:>4} {st:<9} {fn}  {vals}  median loss {med[i]:.4g}  success {succ[i]:.3g}")
+    return "\n".join(lines)
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else f"{v:.4g}" if isinstance(v, float | np.floating) else str(v)
