@@ -281,6 +281,19 @@ def test_index_with_points_of_different_shapes(tmp_path: Path) -> None:
         ds.close()
 
 
+def test_task_is_idempotent_and_survives_a_garbage_partial(tmp_path: Path) -> None:
+    from descentlab.sweeps.execute import run_task
+
+    out = tmp_path / "p.h5"
+    partial_path(out).write_bytes(b"killed before the superblock")
+    res = run_task(BASE, str(out))
+    assert not res["skipped"] and not partial_path(out).exists()
+    ref = write_run(BASE, tmp_path / "ref.h5", progress=False)
+    assert_same_run(out, ref)
+    mtime = out.stat().st_mtime_ns
+    assert run_task(BASE, str(out))["skipped"] and out.stat().st_mtime_ns == mtime
+
+
 # ----------------------------------------------------------------------------- shards
 
 

@@ -82,9 +82,17 @@ def run_sweep(
     return out / INDEX_NAME
 
 
+def _xarray() -> Any:
+    try:
+        import xarray as xr
+    except ImportError:
+        raise ImportError("sweeps as data sets need xarray and h5netcdf: pip install 'descentlab[sweep]'") from None
+    return xr
+
+
 def open_sweep(directory: str | Path, **kwargs: Any) -> Any:
     """``xarray.open_dataset(DIR/sweep.h5, engine="h5netcdf")``: the sweep with a ``point`` dimension."""
-    import xarray as xr
+    xr = _xarray()
 
     path = Path(directory)
     if path.is_dir():
@@ -112,6 +120,7 @@ def sweep(
     ``success_rate``, ``steps_to_target`` always; each axis is a coordinate.
     """
     plan = expand(spec)
+    _xarray()
     if out is not None:
         ex = make_executor(dask)
         try:
@@ -134,7 +143,7 @@ def sweep(
 
 
 def _dataset(plan: SweepPlan, results: list[Any], trajectory: bool) -> Any:
-    import xarray as xr
+    xr = _xarray()
 
     sums = [summarize(r.final_loss, r.status, r.stop_step) for r in results]
     coords: dict[str, Any] = {

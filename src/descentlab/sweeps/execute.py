@@ -39,7 +39,7 @@ def run_task(spec: dict[str, Any], out: str, particles: tuple[int, int] | None =
     """Run one task (in this process); returns what happened. Safe to call again."""
     import h5py
 
-    from ..engine.store import write_run
+    from ..engine.store import partial_path, write_run
 
     if threads is not None:
         import numba
@@ -51,8 +51,17 @@ def run_task(spec: dict[str, Any], out: str, particles: tuple[int, int] | None =
         with h5py.File(path, "r") as f:
             if bool(f.attrs.get("complete", False)):
                 return {"out": out, "skipped": True, "pid": os.getpid(), "seconds": 0.0, "compile_time": 0.0}
-    write_run(spec, path, resume=True, chunk_steps=chunk_steps, progress=progress, particles=particles,
-              checkpoint_every=checkpoint_every)  # fmt: skip
+    kw = {"chunk_steps": chunk_steps, "progress": progress, "particles": particles,
+          "checkpoint_every": checkpoint_every}  # fmt: skip
+    try:
+        write_run(spec, path, resume=True, **kw)
+    except StoreError as exc:
+        # a partial file that cannot be opened (killed before HDF5 wrote its superblock): start afresh -
+        # the result is the same bits; any other refusal (e.g. another spec) stands
+        if "cannot resume from" not in str(exc):
+            raise
+        partial_path(path).unlink(missing_ok=True)
+        write_run(spec, path, resume=False, **kw)
     with h5py.File(path, "r") as f:
         compile_time = float(f.attrs.get("compile_time", 0.0))
     return {"out": out, "skipped": False, "pid": os.getpid(), "seconds": time.perf_counter() - t0,
