@@ -36,7 +36,7 @@ SWEEP12 = {**BASE, "sweep": {"landscape.name": ["quadratic", "himmelblau"], "opt
 def client():
     env = {"NUMBA_NUM_THREADS": "1", "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", "")}
     os.environ.update({k: v for k, v in env.items() if v})
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     c = distributed.Client(cluster)
     yield c
     c.close()
@@ -128,3 +128,35 @@ def test_worker_killed_mid_sweep_every_point_exactly_once(client, tmp_path: Path
     with open_sweep(out) as ds:
         assert list(ds.point_status.values) == ["complete"] * len(plan)
         assert len(set(ds.file.values)) == len(plan)
+
+
+@pytest.mark.slow
+def test_cli_sweep_dask_local_resumes_a_stopped_sweep(tmp_path: Path) -> None:
+    from test_sweep import TOML, call
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(TOML)
+    plan = expand(spec)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    class Stop(Exception):
+        pass
+
+    def stop(step: int) -> None:
+        raise Stop
+
+    # stopped: point 2 half-way (a checkpoint), the others not started
+    with pytest.raises(Stop):
+        write_run(plan.points[2].spec, out / plan.points[2].file_name, chunk_steps=10, checkpoint_every=0,
+                  progress=False, on_checkpoint=stop)  # fmt: skip
+    rc, stdout, err = call("sweep", str(spec), "-o", str(out), "--resume", "--dask", "local", "--workers", "2",
+                           "--threads", "1")  # fmt: skip
+    assert rc == 0, err
+    assert "4 point(s), 2 distinct kernel(s)" in stdout
+    assert not partial_path(out / plan.points[2].file_name).exists()
+    for p in plan.points:
+        alone = write_run(p.spec, tmp_path / f"alone{p.index}.h5", progress=False)
+        assert_same_run(out / p.file_name, alone)
+    rc, _, err = call("sweep", str(spec), "-o", str(out), "--dask", "tcp", "-q", "--resume")
+    assert rc == 2 and "--dask" in err

@@ -134,7 +134,7 @@ class DaskExecutor:
             self.client = client
         elif address == "local":
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)  # fmt: skip
+                                   dashboard_address=":0")  # fmt: skip
             self._own.append(cluster)
             self.client = Client(cluster)
             self._own.insert(0, self.client)
