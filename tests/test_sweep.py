@@ -279,6 +279,17 @@ def test_index_with_points_of_different_shapes(tmp_path: Path) -> None:
         np.testing.assert_array_equal(ds["run.particles"].values, [16, 32])
     finally:
         ds.close()
+    mem = dl.sweep(spec)
+    assert "final_x" not in mem
+    np.testing.assert_array_equal(mem.status_count.values.sum(axis=1), [16, 32])
+
+
+def test_list_valued_axis_is_a_text_coordinate() -> None:
+    spec = {**BASE, "optimizer": {"name": "adam", "lr": 0.01},
+            "sweep": {"optimizer.betas": [[0.9, 0.999], [0.5, 0.9]]}}  # fmt: skip
+    ds = dl.sweep(spec)
+    assert list(ds["optimizer.betas"].values) == ["[0.9, 0.999]", "[0.5, 0.9]"]
+    assert not np.array_equal(ds.final_x.values[0], ds.final_x.values[1])
 
 
 def test_task_is_idempotent_and_survives_a_garbage_partial(tmp_path: Path) -> None:
