@@ -138,6 +138,10 @@ class DaskExecutor:
             self._own.append(cluster)
             self.client = Client(cluster)
             self._own.insert(0, self.client)
+            if threads is None:  # share this machine's cores among the workers instead of oversubscribing
+                import numba
+
+                self.threads = max(1, numba.config.NUMBA_NUM_THREADS // max(1, len(cluster.workers)))
         else:
             if not address.startswith(("tcp://", "tls://", "ws://", "wss://", "inproc://", "ucx://")):
                 raise StoreError(f"--dask: expected 'local' or a scheduler address (tcp://HOST:8786), got {address!r}")
