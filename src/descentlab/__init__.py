@@ -4,5 +4,6 @@ __version__ = "0.1.0"
 
 from .engine.run import Result, simulate
 from .engine.store import open_run
+from .sweeps import open_sweep, sweep
 
-__all__ = ["Result", "__version__", "open_run", "simulate"]
+__all__ = ["Result", "__version__", "open_run", "open_sweep", "simulate", "sweep"]

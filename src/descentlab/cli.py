@@ -56,6 +56,9 @@ def run(
     checkpoint_every: Annotated[
         float, typer.Option("--checkpoint-every", help="seconds between checkpoints (0: every chunk)")
     ] = 30.0,
+    shards: Annotated[int | None, typer.Option("--shards", help="split the particles into K files + an index")] = None,
+    dask: Annotated[str | None, typer.Option("--dask", help="run the shards on Dask: local or tcp://HOST:PORT")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="workers of --dask local")] = None,
 ) -> None:
     """Run one spec into an HDF5 file (atomic; resumable)."""
     from .engine.spec import parse_spec
@@ -67,11 +70,17 @@ def run(
     _set_threads(threads)
     if not checkpoint_every >= 0:
         raise UserError(f"--checkpoint-every: must be >= 0 seconds, got {checkpoint_every}")
-    path = write_run(
-        rs, out, resume=resume, overwrite=overwrite, chunk_steps=chunk_steps,
-        compression=compression.value if compression else None, progress=False if quiet else None,
-        checkpoint_every=checkpoint_every,
-    )  # fmt: skip
+    if shards is not None or dask is not None:  # issue 10: sharded runs
+        if compression is not None:
+            raise UserError("--compression: not supported with --shards / --dask")
+        path = _run_sharded(spec, out, shards or 1, dask, workers, threads, resume, overwrite, quiet, chunk_steps,
+                            checkpoint_every)  # fmt: skip
+    else:
+        path = write_run(
+            rs, out, resume=resume, overwrite=overwrite, chunk_steps=chunk_steps,
+            compression=compression.value if compression else None, progress=False if quiet else None,
+            checkpoint_every=checkpoint_every,
+        )  # fmt: skip
     if not quiet:
         with open_run(path) as f:
             counts = f.status_counts() or {}
@@ -81,13 +90,110 @@ def run(
                    + (f" in {wall:.3g} s" if wall is not None else ""))  # fmt: skip
 
 
+# ----------------------------------------------------------------------------- sweeps and shards (issue 10)
+
+
+def _run_sharded(spec: Path, out: Path, shards: int, dask: str | None, workers: int | None, threads: int | None,
+                 resume: bool, overwrite: bool, quiet: bool, chunk_steps: int | None,
+                 checkpoint_every: float) -> Path:  # fmt: skip
+    from .sweeps import run_sharded
+    from .sweeps.execute import make_executor
+
+    if shards < 1:
+        raise UserError(f"--shards: must be >= 1, got {shards}")
+    if workers is not None and (dask != "local" or workers < 1):
+        raise UserError("--workers: only with --dask local, and >= 1")
+    ex = make_executor(dask, workers=workers, threads=threads)
+    try:
+        return run_sharded(spec, out, shards, executor=ex, resume=resume, overwrite=overwrite,
+                           progress=False if quiet else None, chunk_steps=chunk_steps,
+                           checkpoint_every=checkpoint_every)  # fmt: skip
+    finally:
+        ex.close()
+
+
+def _analyze_sweep(directory: Path, plots: Path | None, dask: str | None) -> None:
+    from .sweeps.analysis import analyze_sweep, format_rows
+    from .sweeps.execute import make_executor
+
+    ex = make_executor(dask)
+    try:
+        res = analyze_sweep(directory, plots, executor=ex)
+    finally:
+        ex.close()
+    typer.echo(format_rows(res["rows"]))
+    if res["missing"]:
+        typer.echo(f"not analysed (incomplete): points {res['missing']}")
+    for k, v in res["figures"].items():
+        typer.echo(f"figure {k}: {v}")
+
+
+def _sweep_point_files(paths: list[Path]) -> list[Path]:
+    from .sweeps.analysis import complete_points, load_plan
+
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            plan = load_plan(p)
+            out.extend(p / plan.points[i].file_name for i in complete_points(p, plan))
+        else:
+            out.append(p)
+    return out
+
+
 @app.command()
-def info(path: Annotated[Path, typer.Argument(help="run file (HDF5)")]) -> None:
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="run spec with a [sweep] table (TOML)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output directory (one run file per point + sweep.h5)")],
+    resume: Annotated[bool, typer.Option("--resume", help="continue the sweep in OUT")] = False,
+    dask: Annotated[str | None, typer.Option("--dask", help="run on Dask: local or tcp://HOST:PORT")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="workers of --dask local")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Numba threads per point")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or summary")] = False,
+    chunk_steps: Annotated[int | None, typer.Option("--chunk-steps", help="steps per chunk (same results)")] = None,
+    checkpoint_every: Annotated[
+        float, typer.Option("--checkpoint-every", help="seconds between checkpoints (0: every chunk)")
+    ] = 30.0,
+) -> None:
+    """Run every point of a sweep: one run file each and the index OUT/sweep.h5 (resumable)."""
+    from .sweeps import expand, run_sweep
+    from .sweeps.api import check_out
+    from .sweeps.execute import make_executor
+
+    plan = expand(spec)  # every point validated before anything is written
+    check_out(plan, out, resume)
+    if chunk_steps is not None and chunk_steps < 1:
+        raise UserError(f"--chunk-steps: must be >= 1, got {chunk_steps}")
+    if threads is not None and dask is None:
+        _set_threads(threads)
+    if workers is not None and (dask != "local" or workers < 1):
+        raise UserError("--workers: only with --dask local, and >= 1")
+    if not checkpoint_every >= 0:
+        raise UserError(f"--checkpoint-every: must be >= 0 seconds, got {checkpoint_every}")
+    ex = make_executor(dask, workers=workers, threads=threads)
+    try:
+        index = run_sweep(plan, out, resume=resume, executor=ex, progress=False if quiet else None,
+                          chunk_steps=chunk_steps, echo=None if quiet else typer.echo,
+                          checkpoint_every=checkpoint_every)  # fmt: skip
+    finally:
+        ex.close()
+    if not quiet:
+        typer.echo(f"{index}: {len(plan)} points")
+
+
+@app.command()
+def info(path: Annotated[Path, typer.Argument(help="run file (HDF5), or a sweep directory")]) -> None:
     """What is in a run file: spec, sizes, status counts, whether complete."""
     from .engine.store import StoreError, open_run
 
     if not path.exists():
         raise UserError(f"PATH: {path} does not exist")
+    from .sweeps.index import describe_sweep  # issue 10: a sweep directory or its sweep.h5
+
+    text = describe_sweep(path)
+    if text is not None:
+        typer.echo(text)
+        return
     try:
         f = open_run(path)
     except StoreError as exc:
@@ -103,12 +209,21 @@ def info(path: Annotated[Path, typer.Argument(help="run file (HDF5)")]) -> None:
 
 @app.command()
 def analyze(
-    path: Annotated[Path, typer.Argument(help="run file (HDF5)")],
+    path: Annotated[Path, typer.Argument(help="run file (HDF5), or a sweep directory")],
     plots: Annotated[Path | None, typer.Option("--plots", help="directory for the figures (PNG)")] = None,
+    dask: Annotated[str | None, typer.Option("--dask", help="sweeps: analyse on Dask (local, tcp://...)")] = None,
 ) -> None:
-    """Analyse a run file: attractors, basins, Hessians, convergence; writes /analysis (+ figures)."""
+    """Analyse a run file: attractors, basins, Hessians, convergence; writes /analysis (+ figures).
+
+    A sweep directory: every point is analysed, OUT/sweep.h5 gains basin fractions, and figures go to
+    --plots (default DIR/figures)."""
     from .analysis.cli import analyze_command
 
+    if path.is_dir() or (path.name == "sweep.h5" and path.exists()):  # issue 10: a sweep
+        _analyze_sweep(path if path.is_dir() else path.parent, plots, dask)
+        return
+    if dask is not None:
+        raise UserError("--dask: only for a sweep directory")
     rc = analyze_command(path, plots)
     if rc:
         raise typer.Exit(rc)
@@ -119,9 +234,11 @@ def compare(
     paths: Annotated[list[Path], typer.Argument(help="run files (HDF5)")],
     plots: Annotated[Path | None, typer.Option("--plots", help="directory for the figures (PNG)")] = None,
 ) -> None:
-    """Compare run files (e.g. one per optimizer): a table and overlaid ECDF / loss-band figures."""
+    """Compare run files (e.g. one per optimizer; a sweep directory stands for its points' files)."""
     from .analysis.cli import compare_command
 
+    if any(p.is_dir() for p in paths):  # issue 10: sweep directories
+        paths = _sweep_point_files(paths)
     rc = compare_command(paths, plots)
     if rc:
         raise typer.Exit(rc)

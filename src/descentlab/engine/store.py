@@ -475,6 +475,7 @@ def write_run(
     progress: bool | None = None,
     checkpoint_every: float = CHECKPOINT_SECONDS,
     on_checkpoint: Callable[[int], None] | None = None,
+    particles: tuple[int, int] | None = None,
 ) -> Path:
     """Run a spec into the HDF5 file ``out`` (atomically); returns its path.
 
@@ -484,7 +485,9 @@ def write_run(
     ``"gzip"`` or ``"lzf"`` for the trajectory. ``progress``: None shows a bar
     only on a terminal. ``checkpoint_every``: seconds between checkpoints (0:
     after every chunk; one is always written at the last step). ``on_checkpoint(step)``
-    is called (in the writer thread) once a checkpoint is on disk. Raises :class:`~descentlab.engine.spec.SpecError` or
+    is called (in the writer thread) once a checkpoint is on disk. ``particles=(a, b)``
+    writes only global particles ``[a, b)`` (a shard; bit-identical to rows ``a:b``).
+    Raises :class:`~descentlab.engine.spec.SpecError` or
     :class:`StoreError` on bad input before any file is touched.
     """
     from .run import Simulation
@@ -512,6 +515,9 @@ def write_run(
                 if f.attrs.get("format") != FORMAT:
                     raise StoreError(f"OUT: {tmp} is not a descentlab run file")
                 diff = _compare_spec(json.loads(f.attrs["spec"]), rs.resolved)
+                if particles is not None and not diff and "particle_start" in f.attrs:  # a shard: same range
+                    if (int(f.attrs["particle_start"]), int(f.attrs["particle_stop"])) != tuple(particles):
+                        diff = "particles"
                 has_checkpoint = "checkpoint" in f and int(f["checkpoint"].attrs.get("slot", -1)) >= 0
         except OSError as exc:
             raise StoreError(f"OUT: cannot resume from {tmp} ({exc}); run without --resume") from None
@@ -521,7 +527,7 @@ def write_run(
         if diff:
             raise StoreError(f"{diff}: differs from the spec of the partial run {tmp}; cannot resume")
 
-    sim = Simulation(rs)
+    sim = Simulation(rs) if particles is None else Simulation(rs, *particles)
     ends, rc = chunk_plan(rs, chunk_steps)
     if resuming:
         f = h5py.File(tmp, "r+", **_ALIGNED)
