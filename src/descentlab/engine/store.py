@@ -31,11 +31,14 @@ Reading (:func:`open_run`) needs only h5py and NumPy: nothing is compiled.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import itertools
 import json
 import math
 import os
 import queue
+import socket
 import sys
 import threading
 import time
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
 FORMAT = "descentlab.run"
 FORMAT_VERSION = 1
 PARTIAL_SUFFIX = ".partial"
+LOCK_SUFFIX = ".lock"
 #: Target size (bytes) of one HDF5 chunk of a trajectory dataset.
 H5_CHUNK_BYTES = 1 << 20
 #: File-creation options: objects of 64 KiB and more start on an ALIGN boundary.
@@ -76,6 +80,81 @@ class StoreError(ValueError):
 def partial_path(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.name + PARTIAL_SUFFIX)
+
+
+def lock_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + LOCK_SUFFIX)
+
+
+class OutputLock:
+    """Exclusive ownership of ``OUT`` and ``OUT.partial`` by one writing process.
+
+    An ``flock`` on ``OUT.lock``, which holds the owner's pid and host. The
+    kernel drops the lock when its owner dies (also on SIGKILL), so a stale lock
+    file never blocks a later run or ``--resume``. A second writer is refused
+    with :class:`StoreError` naming the owner. The file is removed on release
+    (while still locked); a writer that opened it just before is detected by its
+    inode and tries again.
+    """
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.path = lock_path(self.out)
+        self.fd: int | None = None
+
+    def _owner(self, fd: int) -> str:
+        try:
+            text = os.pread(fd, 200, 0).decode(errors="replace").split()
+        except OSError:
+            text = []
+        return f"pid {text[0]} on {text[1]}" if len(text) >= 2 else "pid unknown"
+
+    def acquire(self) -> OutputLock:
+        for _ in range(20):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise StoreError(f"OUT: cannot create {self.path} ({exc.strerror}); "
+                                 f"is {self.out.parent} writable?") from None  # fmt: skip
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise StoreError(f"OUT: cannot lock {self.path} ({exc.strerror})") from None
+                owner = self._owner(fd)
+                os.close(fd)
+                raise StoreError(f"OUT: {self.out} is being written by another run ({owner}, lock {self.path}); "
+                                 "wait for it to finish or stop it, then use --resume") from None  # fmt: skip
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+                self.fd = fd
+                return self
+            os.close(fd)  # the previous owner removed it between our open and flock: retry
+        raise StoreError(f"OUT: cannot take the lock {self.path} (it keeps changing)")
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            if os.path.samestat(os.fstat(self.fd), os.stat(self.path)):
+                os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> OutputLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 # ----------------------------------------------------------------------------- layout
@@ -487,7 +566,6 @@ def write_run(
     is called (in the writer thread) once a checkpoint is on disk. Raises :class:`~descentlab.engine.spec.SpecError` or
     :class:`StoreError` on bad input before any file is touched.
     """
-    from .run import Simulation
     from .spec import RunSpec, parse_spec
 
     rs = spec if isinstance(spec, RunSpec) else parse_spec(spec)
@@ -496,11 +574,31 @@ def write_run(
     if chunk_steps is not None and chunk_steps < 1:
         raise StoreError(f"chunk_steps: must be >= 1, got {chunk_steps}")
     out = Path(out)
-    tmp = partial_path(out)
     if out.is_dir():
         raise StoreError(f"OUT: {out} is a directory; give a file name")
     if not out.parent.is_dir():
         raise StoreError(f"OUT: directory {out.parent} does not exist")
+    with OutputLock(out):  # one writer per output: refused (StoreError) while another holds it
+        return _write_run_locked(rs, out, resume=resume, overwrite=overwrite, chunk_steps=chunk_steps,
+                                 compression=compression, progress=progress, checkpoint_every=checkpoint_every,
+                                 on_checkpoint=on_checkpoint)  # fmt: skip
+
+
+def _write_run_locked(
+    rs: RunSpec,
+    out: Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    chunk_steps: int | None,
+    compression: str | None,
+    progress: bool | None,
+    checkpoint_every: float,
+    on_checkpoint: Callable[[int], None] | None,
+) -> Path:
+    from .run import Simulation
+
+    tmp = partial_path(out)
     if out.exists() and not overwrite:
         if resume and _is_complete(out):
             return out
@@ -531,6 +629,7 @@ def write_run(
         tmp.unlink(missing_ok=True)
         f = h5py.File(tmp, "w", **_ALIGNED)
         step0, rec0 = 0, 0
+    ident = os.stat(tmp)  # the file this process writes (and the only one it will move into place)
     t_start = time.perf_counter()
     bar = _progress(rs.steps, step0, progress)
     writer = _Writer(depth=1)
@@ -594,6 +693,13 @@ def write_run(
             raw.close()
         f.close()
         raise
+    try:
+        same = os.path.samestat(os.stat(tmp), ident)
+    except FileNotFoundError:
+        same = False
+    if not same:
+        raise StoreError(f"OUT: {tmp} was removed or replaced by another process during the run; "
+                         f"not moving it into place")  # fmt: skip
     os.replace(tmp, out)
     return out
 

@@ -1,0 +1,174 @@
+"""Nothing lost, nothing mixed (issue 15): one writer per output, analysis never
+endangers run data, resume refuses changed inputs, bounded formula parsing,
+resource guards, self-contained input files, the exit-code promise."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+from descentlab.cli import main
+from descentlab.engine.store import StoreError, lock_path, partial_path, write_run
+
+SPEC: dict[str, Any] = {
+    "run": {"particles": 64, "steps": 400, "record_every": 1, "seed": 1},
+    "landscape": {"name": "himmelblau"},
+    "optimizer": {"name": "sgd", "lr": 0.01},
+    "init": {"scheme": "uniform", "low": -5.0, "high": 5.0},
+}
+
+
+def toml(spec: dict[str, Any]) -> str:
+    lines = []
+    for table, body in spec.items():
+        lines.append(f"[{table}]")
+        for k, v in body.items():
+            lines.append(f"{k} = {v!r}".replace("'", '"').replace("True", "true").replace("False", "false"))
+    return "\n".join(lines) + "\n"
+
+
+def with_seed(seed: int, **run: Any) -> dict[str, Any]:
+    return {**SPEC, "run": {**SPEC["run"], "seed": seed, **run}}
+
+
+def call(*args: str) -> tuple[int, str, str]:
+    o, e = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):
+        rc = main([str(a) for a in args])
+    return rc, o.getvalue(), e.getvalue()
+
+
+def datasets(path: Path) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
+    return {k: v for k, v in out.items() if not k.startswith("checkpoint/")}
+
+
+def assert_same_data(a: Path, b: Path) -> None:
+    da, db = datasets(a), datasets(b)
+    assert sorted(da) == sorted(db)
+    for k in da:
+        assert np.array_equal(da[k], db[k], equal_nan=True), k
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# A writer slowed down at each checkpoint; refused writers exit 2 with the message.
+CHILD = """
+import sys, time
+from descentlab.engine.store import StoreError, write_run
+spec = {spec!r}
+def announce(step):
+    print("checkpoint", step, flush=True)
+    time.sleep({pause})
+try:
+    write_run(spec, sys.argv[1], chunk_steps=10, progress=False, on_checkpoint=announce, checkpoint_every=0)
+except StoreError as exc:
+    print("refused:", exc, flush=True)
+    sys.exit(2)
+print("done", flush=True)
+"""
+
+
+def child(spec: dict[str, Any], out: Path, pause: float = 0.05) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", CHILD.format(spec=spec, pause=pause), str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+
+
+@pytest.fixture(scope="module")
+def seed1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_run(with_seed(1), tmp_path_factory.mktemp("ref") / "seed1.h5", progress=False)
+
+
+@pytest.fixture(scope="module")
+def seed2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_run(with_seed(2), tmp_path_factory.mktemp("ref") / "seed2.h5", progress=False)
+
+
+# ----------------------------------------------------------------------------- 1. one writer per output
+
+
+def test_second_writer_refused_while_first_runs(tmp_path: Path, seed1: Path) -> None:
+    """Timing 1: B starts while A is in the middle of its run (A slower than B)."""
+    out = tmp_path / "o.h5"
+    (tmp_path / "s2.toml").write_text(toml(with_seed(2)))
+    proc = child(with_seed(1), out)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("checkpoint")  # A holds the output
+        for extra in ((), ("--overwrite",), ("--resume",)):
+            rc, _, err = call("run", tmp_path / "s2.toml", "-o", out, "--quiet", *extra)
+            assert rc == 2, (extra, err)
+            assert f"pid {proc.pid}" in err and "another run" in err and err.count("\n") == 1, err
+        assert partial_path(out).exists() and not out.exists()
+        rest, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert rest.strip().endswith("done")
+    # A's file is whole and entirely A's: every dataset equals an undisturbed seed-1 run
+    assert_same_data(out, seed1)
+    assert not lock_path(out).exists() and not partial_path(out).exists()
+
+
+def test_two_writers_started_together_never_mix(tmp_path: Path, seed1: Path, seed2: Path) -> None:
+    """Timing 2: A and B start at the same instant; one wins, the other is refused."""
+    out = tmp_path / "o.h5"
+    procs = [child(with_seed(1), out, 0.01), child(with_seed(2), out, 0.01)]
+    results = [p.communicate(timeout=180) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], results
+    loser = results[[p.returncode for p in procs].index(2)][0]
+    # refused at the start: by the lock (naming the owner) or, if the winner had already finished, by the file
+    assert ("another run" in loser and "pid" in loser) or "exists" in loser, loser
+    winner = seed1 if procs[0].returncode == 0 else seed2
+    assert_same_data(out, winner)
+    assert not lock_path(out).exists() and not partial_path(out).exists()
+
+
+def test_never_renames_a_partial_it_did_not_write(tmp_path: Path) -> None:
+    """A process that ignores the lock replaces OUT.partial mid-run: the writer refuses to move it into place."""
+    out = tmp_path / "o.h5"
+    tmp = partial_path(out)
+    swapped = []
+
+    def swap(step: int) -> None:
+        if not swapped:
+            foreign = tmp_path / "foreign"
+            foreign.write_bytes(b"not ours")
+            os.replace(foreign, tmp)
+            swapped.append(step)
+
+    with pytest.raises(StoreError, match="replaced by another process"):
+        write_run(with_seed(1), out, chunk_steps=100, progress=False, checkpoint_every=0, on_checkpoint=swap)
+    assert not out.exists() and tmp.read_bytes() == b"not ours"
+    assert not lock_path(out).exists()
+
+
+def test_stale_lock_of_a_killed_writer_does_not_block(tmp_path: Path, seed1: Path) -> None:
+    out = tmp_path / "o.h5"
+    proc = child(with_seed(1), out)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("checkpoint")
+    proc.kill()
+    proc.wait(timeout=60)
+    assert lock_path(out).read_text().split()[0] == str(proc.pid)  # left behind, but no longer locked
+    (tmp_path / "s.toml").write_text(toml(with_seed(1)))
+    rc, _, err = call("run", tmp_path / "s.toml", "-o", out, "--quiet", "--resume")
+    assert rc == 0, err
+    assert_same_data(out, seed1)
