@@ -172,3 +172,99 @@ def test_stale_lock_of_a_killed_writer_does_not_block(tmp_path: Path, seed1: Pat
     rc, _, err = call("run", tmp_path / "s.toml", "-o", out, "--quiet", "--resume")
     assert rc == 0, err
     assert_same_data(out, seed1)
+
+
+# ----------------------------------------------------------------------------- 2. analysis never endangers run data
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Any:
+    """A private 4 MiB tmpfs (root only); skipped where it cannot be mounted."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the filesystem of ``folder`` to the last byte."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for block in (b"\0" * 65536, b"\0" * 512, b"\0"):
+            with contextlib.suppress(OSError):
+                while os.write(fd, block):
+                    pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_disk_full_during_analyze_leaves_run_untouched(small_fs: Path, seed1: Path, seed2: Path) -> None:
+    from descentlab.analysis import analysis_path
+
+    run = small_fs / "r.h5"
+    run.write_bytes(seed1.read_bytes())
+    before = sha(run)
+    filler = fill(small_fs)
+    rc, _, err = call("analyze", run)
+    assert rc == 2 and "disk full" in err and "Traceback" not in err and err.count("\n") == 1, err
+    assert sha(run) == before
+    assert sorted(p.name for p in small_fs.iterdir()) == ["filler", "r.h5"]  # no half analysis left behind
+    rc, out, err = call("info", run)
+    assert rc == 0 and "analysis of" not in out, err
+    filler.unlink()
+    rc, _, err = call("analyze", run)
+    assert rc == 0, err
+    assert sha(run) == before and analysis_path(run).exists()
+    rc, out, err = call("info", run)
+    assert rc == 0 and "analysis of" in out, err
+    rc, out, err = call("compare", run, seed2)
+    assert rc == 0 and "| run |" in out, err
+    # re-analysing does not grow anything: the sidecar is rewritten whole
+    size = analysis_path(run).stat().st_size
+    assert call("analyze", run)[0] == 0
+    assert analysis_path(run).stat().st_size == size and sha(run) == before
+
+
+def test_half_written_or_foreign_analysis_is_never_used(tmp_path: Path, seed1: Path, seed2: Path) -> None:
+    from descentlab.analysis import analysis_path, read_summary
+
+    run = tmp_path / "r.h5"
+    run.write_bytes(seed1.read_bytes())
+    assert call("analyze", run)[0] == 0
+    assert read_summary(run) is not None
+    side = analysis_path(run)
+    with h5py.File(side, "r+") as f:  # as if killed before the last attribute
+        f.attrs["complete"] = False
+    assert read_summary(run) is None
+    rc, out, _ = call("info", run)
+    assert rc == 0 and "analysis of" not in out
+    assert call("analyze", run)[0] == 0 and read_summary(run) is not None
+    # the output is overwritten by another run: the old sidecar does not describe it
+    run.write_bytes(seed2.read_bytes())
+    assert read_summary(run) is None
+
+
+def test_compare_writes_nothing(tmp_path: Path, seed1: Path, seed2: Path) -> None:
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    a.write_bytes(seed1.read_bytes())
+    b.write_bytes(seed2.read_bytes())
+    before = {p: sha(p) for p in (a, b)}
+    rc, out, err = call("compare", a, b)
+    assert rc == 0 and "| run |" in out, err
+    assert {p: sha(p) for p in (a, b)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "b.h5"]
+
+
+def test_analyze_while_another_process_reads_the_run(tmp_path: Path, seed1: Path) -> None:
+    run = tmp_path / "r.h5"
+    run.write_bytes(seed1.read_bytes())
+    with h5py.File(run, "r"):  # another reader holds it open (shared lock)
+        rc, _, err = call("analyze", run)
+    assert rc == 0, err

@@ -105,7 +105,7 @@ def analyze(
     path: Annotated[Path, typer.Argument(help="run file (HDF5)")],
     plots: Annotated[Path | None, typer.Option("--plots", help="directory for the figures (PNG)")] = None,
 ) -> None:
-    """Analyse a run file: attractors, basins, Hessians, convergence; writes /analysis (+ figures)."""
+    """Analyse a run file: attractors, basins, Hessians, convergence; writes RUN.analysis (+ figures)."""
     from .analysis.cli import analyze_command
 
     rc = analyze_command(path, plots)

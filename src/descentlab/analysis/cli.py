@@ -28,7 +28,7 @@ def _check(path: Path) -> str | None:
 
 
 def analyze_command(path: str | Path, plots: str | Path | None = None) -> int:
-    """``descentlab analyze RUN.h5 [--plots DIR]``: analyse, write /analysis, print the summary."""
+    """``descentlab analyze RUN.h5 [--plots DIR]``: analyse, write RUN.analysis, print the summary."""
     from . import analyze, summary_text
 
     path = Path(path)
