@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -268,3 +269,104 @@ def test_analyze_while_another_process_reads_the_run(tmp_path: Path, seed1: Path
     with h5py.File(run, "r"):  # another reader holds it open (shared lock)
         rc, _, err = call("analyze", run)
     assert rc == 0, err
+
+
+# ----------------------------------------------------------------------------- 3. resume guards (+ 9. paths)
+
+
+def stop_at(step0: int) -> Any:
+    def stop(step: int) -> None:
+        if step >= step0:
+            raise KeyboardInterrupt
+
+    return stop
+
+
+def test_resume_of_a_complete_file_compares_the_spec(tmp_path: Path, seed1: Path) -> None:
+    out = tmp_path / "o.h5"
+    out.write_bytes(seed1.read_bytes())
+    before = sha(out)
+    (tmp_path / "s2.toml").write_text(toml(with_seed(2)))
+    rc, out_text, err = call("run", tmp_path / "s2.toml", "-o", out, "--resume")
+    assert rc == 2 and err.startswith("descentlab: error: run.seed: differs") and "--overwrite" in err, err
+    assert out_text == "" and sha(out) == before
+    (tmp_path / "s1.toml").write_text(toml(with_seed(1)))
+    rc, _, err = call("run", tmp_path / "s1.toml", "-o", out, "--resume", "--quiet")
+    assert rc == 0 and sha(out) == before, err
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89HDF\r\n\x1a\n" + b"\0" * 40])
+def test_resume_of_a_partial_killed_before_its_first_flush_starts_afresh(
+    tmp_path: Path, seed1: Path, content: bytes
+) -> None:
+    out = tmp_path / "o.h5"
+    partial_path(out).write_bytes(content)
+    (tmp_path / "s1.toml").write_text(toml(with_seed(1)))
+    rc, _, err = call("run", tmp_path / "s1.toml", "-o", out, "--resume", "--quiet")
+    assert rc == 0, err
+    assert_same_data(out, seed1)
+
+
+def regression_data(path: Path, sign: float = 1.0) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2))
+    np.savez(path, x=x, y=sign * (x @ np.array([3.0, 1.0]))[:, None])
+
+
+MODEL: dict[str, Any] = {
+    "run": {"particles": 4, "steps": 400, "record_every": 10, "seed": 0},
+    "landscape": {"name": "linear_regression"},
+    "data": {"file": "data.npz", "test_fraction": 0.0},
+    "optimizer": {"name": "sgd", "lr": 0.1},
+    "stop": {"grad_tol": 0.0},
+}
+
+
+def test_resume_refuses_a_changed_data_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    regression_data(folder / "data.npz")
+    (folder / "m.toml").write_text(toml(MODEL))
+    monkeypatch.chdir(tmp_path)  # relative data.file: against the spec's folder, not the current one
+    out = tmp_path / "m.h5"
+    with pytest.raises(KeyboardInterrupt):
+        write_run(folder / "m.toml", out, chunk_steps=50, progress=False, checkpoint_every=0,
+                  on_checkpoint=stop_at(100))
+    with h5py.File(partial_path(out), "r") as f:
+        stored = json.loads(f.attrs["spec"])
+    assert stored["data"]["file"] == str(folder / "data.npz") and len(stored["data"]["sha256"]) == 64
+    regression_data(folder / "data.npz", sign=-1.0)  # y negated under the same name
+    before = sha(partial_path(out))
+    rc, _, err = call("run", folder / "m.toml", "-o", out, "--resume", "--quiet")
+    assert rc == 2 and err.startswith("descentlab: error: data.sha256: differs"), err
+    assert sha(partial_path(out)) == before and not out.exists()
+    regression_data(folder / "data.npz")  # the original data again: resumes, and lands on w = (3, 1)
+    rc, _, err = call("run", folder / "m.toml", "-o", out, "--resume", "--quiet")
+    assert rc == 0, err
+    with h5py.File(out, "r") as f:
+        np.testing.assert_allclose(f["final/x"][:, :2], np.tile([3.0, 1.0], (4, 1)), atol=1e-3)
+
+
+def test_resume_refuses_a_changed_init_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    pts = np.random.default_rng(1).uniform(-4, 4, (64, 2))
+    np.save(folder / "pts.npy", pts)
+    spec = {**SPEC, "run": {"steps": 400, "record_every": 1}, "init": {"scheme": "points", "file": "pts.npy"}}
+    (folder / "p.toml").write_text(toml(spec))
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "p.h5"
+    with pytest.raises(KeyboardInterrupt):
+        write_run(folder / "p.toml", out, chunk_steps=50, progress=False, checkpoint_every=0,
+                  on_checkpoint=stop_at(100))
+    with h5py.File(partial_path(out), "r") as f:
+        stored = json.loads(f.attrs["spec"])
+    assert stored["init"]["file"] == str(folder / "pts.npy")
+    np.save(folder / "pts.npy", -pts)
+    rc, _, err = call("run", folder / "p.toml", "-o", out, "--resume", "--quiet")
+    assert rc == 2 and err.startswith("descentlab: error: init.sha256: differs"), err
+    # the stored spec itself refuses the changed file (e.g. when the run is analysed or re-run)
+    from descentlab.engine.spec import SpecError, parse_spec
+
+    with pytest.raises(SpecError, match=r"^init\.sha256: .* has changed"):
+        parse_spec(stored)

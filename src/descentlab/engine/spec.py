@@ -82,6 +82,7 @@ class InitTable(_Strict):
     value: float | None = None
     points: list[list[float]] | None = None
     file: str | None = None
+    sha256: str | None = None
     model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
 
 
@@ -361,9 +362,49 @@ def _check_init(init: dict[str, Any], dim: int, default_box: tuple[float, float]
             raise _fail("init.points", "contains NaN or Inf")
 
 
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pin_init_file(init: dict[str, Any], base: Path) -> None:
+    """Resolve ``init.file`` against ``base`` (the spec file's folder) and record its SHA-256.
+
+    A spec that already carries ``init.sha256`` (e.g. the resolved spec of a run
+    file) is refused when the file has changed since.
+    """
+    name = init.get("file")
+    if name is None:
+        return
+    path = Path(name).expanduser()
+    path = path if path.is_absolute() else base / path
+    init["file"] = str(path)
+    try:
+        digest = _file_sha256(path)
+    except OSError as exc:
+        raise _fail("init.file", f"cannot load points from {name!r} ({exc.strerror or exc})") from None
+    given = init.get("sha256")
+    if given is not None and given != digest:
+        raise _fail("init.sha256", f"{str(path)!r} has changed (its sha256 is {digest[:16]}..., the spec says "
+                                   f"{str(given)[:16]}...)")  # fmt: skip
+    init["sha256"] = digest
+
+
 def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
-    """Validate a spec (dict or TOML path) into a :class:`RunSpec`; raises :class:`SpecError`."""
+    """Validate a spec (dict or TOML path) into a :class:`RunSpec`; raises :class:`SpecError`.
+
+    Relative file names (``init.file``, ``data.file``) are resolved against the
+    spec file's folder (the current folder for a dict); the resolved spec holds
+    the absolute paths and the files' SHA-256 (``init.sha256``, ``data.sha256``).
+    """
+    base = Path.cwd()
     if isinstance(spec, str | Path):
+        base = Path(spec).expanduser().absolute().parent
         spec = load_toml(spec)
     if not isinstance(spec, Mapping):
         raise SpecError(f"spec: expected a table, got {type(spec).__name__}")
@@ -376,11 +417,11 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
     stop: StopTable = _model(StopTable, _table(spec, "stop"), "stop")
     fs, land_resolved = None, None
     if _table(spec, "landscape").get("name") in MODEL_LANDSCAPES:
-        fs, land, land_resolved = _finite_sum(spec)
+        fs, land, land_resolved = _finite_sum(spec, base)
         params, dim = {}, land.dim
         assert dim is not None
         run = _epochs(run, run_raw, fs)
-        init = _model_init(spec, dim)
+        init = _model_init(spec, dim, base)
     else:
         for key in ("data", "batch"):
             if key in spec:
@@ -392,6 +433,7 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
         land, params, dim = _landscape(spec)
         init = init_t.model_dump(exclude_none=True)
         init.setdefault("scheme", "uniform")
+        _pin_init_file(init, base)
         _check_init(init, dim, land.init_box)
     phases = _phases(spec, run.steps)
     if fs is not None and any(ph.optimizer.needs_hessian for ph in phases):
@@ -443,12 +485,15 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
     return rs
 
 
-def _finite_sum(spec: Mapping[str, Any]) -> tuple[Any, Landscape, dict[str, Any]]:
+def _finite_sum(spec: Mapping[str, Any], base: Path) -> tuple[Any, Landscape, dict[str, Any]]:
     from .finite_sum import parse_finite_sum
 
     data = spec.get("data")
     if data is not None and not isinstance(data, Mapping):
         raise _fail("data", f"expected a table, got {type(data).__name__}")
+    if data is not None and isinstance(data.get("file"), str):  # relative to the spec file's folder
+        path = Path(data["file"]).expanduser()
+        data = {**data, "file": str(path if path.is_absolute() else base / path)}
     try:
         return parse_finite_sum(_table(spec, "landscape"), data, _table(spec, "batch"), _model)
     except SpecError:
@@ -477,7 +522,7 @@ def _epochs(run: RunTable, raw: Mapping[str, Any], fs: Any) -> RunTable:
     return run.model_copy(update=upd) if upd else run
 
 
-def _model_init(spec: Mapping[str, Any], dim: int) -> dict[str, Any]:
+def _model_init(spec: Mapping[str, Any], dim: int, base: Path) -> dict[str, Any]:
     from .finite_sum import parse_init
 
     table = _table(spec, "init")
@@ -487,6 +532,7 @@ def _model_init(spec: Mapping[str, Any], dim: int) -> dict[str, Any]:
         msg = str(exc)
         raise SpecError(msg if msg.startswith("init") else f"init: {msg}") from None
     if init["scheme"] == "points":
+        _pin_init_file(init, base)
         _check_init({**init}, dim)
     return init
 

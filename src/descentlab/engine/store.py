@@ -601,6 +601,11 @@ def _write_run_locked(
     tmp = partial_path(out)
     if out.exists() and not overwrite:
         if resume and _is_complete(out):
+            # nothing to do only if OUT is this very run (spec, and the hashes of its input files)
+            diff = _stored_diff(out, rs)
+            if diff:
+                raise StoreError(f"{diff}: differs from the spec of the complete run {out}; "
+                                 "pass --overwrite to replace it")  # fmt: skip
             return out
         raise StoreError(f"OUT: {out} exists; pass --overwrite to replace it")
     resuming = resume and tmp.exists()
@@ -608,12 +613,12 @@ def _write_run_locked(
         try:
             with h5py.File(tmp, "r") as f:
                 if f.attrs.get("format") != FORMAT:
-                    raise StoreError(f"OUT: {tmp} is not a descentlab run file")
+                    raise KeyError("format")
                 diff = _compare_spec(json.loads(f.attrs["spec"]), rs.resolved)
                 has_checkpoint = "checkpoint" in f and int(f["checkpoint"].attrs.get("slot", -1)) >= 0
-        except OSError as exc:
-            raise StoreError(f"OUT: cannot resume from {tmp} ({exc}); run without --resume") from None
-        except KeyError:  # killed while the layout was being created: nothing to keep
+        except (OSError, KeyError, ValueError):
+            # killed before the first flush (not yet a readable HDF5 file) or while the layout was
+            # being created: there is no checkpoint to keep, so start afresh (we hold the lock)
             diff, has_checkpoint = None, False
         resuming = has_checkpoint
         if diff:
@@ -702,6 +707,16 @@ def _write_run_locked(
                          f"not moving it into place")  # fmt: skip
     os.replace(tmp, out)
     return out
+
+
+def _stored_diff(path: Path, rs: RunSpec) -> str | None:
+    """The first field where the spec stored in run file ``path`` differs from ``rs`` (None: the same)."""
+    try:
+        with h5py.File(path, "r") as f:
+            stored = json.loads(f.attrs["spec"])
+    except (OSError, KeyError, ValueError):
+        return "OUT"
+    return _compare_spec(stored, rs.resolved)
 
 
 def _is_complete(path: Path) -> bool:
