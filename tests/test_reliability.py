@@ -370,3 +370,60 @@ def test_resume_refuses_a_changed_init_file(tmp_path: Path, monkeypatch: pytest.
 
     with pytest.raises(SpecError, match=r"^init\.sha256: .* has changed"):
         parse_spec(stored)
+
+
+# ----------------------------------------------------------------------------- 4. bounded formulas
+
+
+HOSTILE = {
+    "x + 10**10**10": "exponent",
+    "*".join(f"x{i}" for i in range(100)): "100 variables",
+    "sin(" * 150 + "x" + ")" * 150: "nested",
+    "1e999*x": "not a finite number",
+    "1e300*x*1e300": "not a finite float",
+    "exp(1000)*x + y": "too large",
+    "x**2000": "exponent",
+}
+
+
+@pytest.mark.parametrize("formula", list(HOSTILE))
+def test_hostile_formulas_are_refused_fast(tmp_path: Path, formula: str) -> None:
+    import time
+
+    spec = {**SPEC, "landscape": {"formula": formula}, "init": {"scheme": "zeros"}}
+    (tmp_path / "f.toml").write_text(toml(spec))
+    t0 = time.perf_counter()
+    rc, _, err = call("run", tmp_path / "f.toml", "-o", tmp_path / "f.h5")
+    assert time.perf_counter() - t0 < 10
+    assert rc == 2 and err.startswith("descentlab: error: landscape.formula:") and HOSTILE[formula] in err, err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == [tmp_path / "f.toml"]
+
+
+def test_non_string_formula_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "f.toml").write_text(toml(SPEC).replace('name = "himmelblau"', "formula = [1, 2]"))
+    rc, _, err = call("run", tmp_path / "f.toml", "-o", tmp_path / "f.h5")
+    assert rc == 2 and "landscape.formula: a formula must be a string" in err, err
+
+
+def test_analyze_of_a_file_carrying_a_hostile_formula(tmp_path: Path, seed1: Path) -> None:
+    import time
+
+    run = tmp_path / "r.h5"
+    run.write_bytes(seed1.read_bytes())
+    with h5py.File(run, "r+") as f:
+        spec = json.loads(f.attrs["spec"])
+        spec["landscape"] = {"name": "formula", "dim": 2, "formula": "x + 10**10**10 + y"}
+        f.attrs["spec"] = json.dumps(spec)
+    t0 = time.perf_counter()
+    rc, _, err = call("analyze", run)
+    assert time.perf_counter() - t0 < 10
+    assert rc == 2 and "exponent" in err and "Traceback" not in err and err.count("\n") == 1, err
+
+
+def test_formula_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from descentlab.landscapes import formula as fm
+
+    monkeypatch.setattr(fm, "TIME_LIMIT", 0.2)
+    with pytest.raises(ValueError, match="too complex"):
+        fm.formula_landscape("*".join(f"v{i}" for i in range(24)))  # about 2 s of SymPy

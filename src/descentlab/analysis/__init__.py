@@ -124,20 +124,33 @@ class AnalysisResult:
 
 
 def _landscape(spec: Mapping[str, Any]) -> LandscapeMath:
-    from ..engine.spec import parse_spec
+    from ..engine.finite_sum import MODEL_LANDSCAPES
+    from ..engine.spec import SpecError, parse_spec
+    from ..engine.store import StoreError
 
     try:
-        rs = parse_spec(spec)
+        rs = parse_spec(spec, memory_check=False)
         if rs.finite_sum is not None:
             return ModelMath(rs.landscape, rs.landscape_params, rs.dim, rs.finite_sum)
         return LandscapeMath(rs.landscape, rs.landscape_params, rs.dim)
+    except SpecError as exc:
+        land = spec.get("landscape", {}) if isinstance(spec, Mapping) else {}
+        # the landscape itself (a formula, a model and its data) cannot be rebuilt: refuse, naming why
+        if str(exc).startswith(("landscape", "data")) or "formula" in land or land.get("name") in MODEL_LANDSCAPES:
+            raise StoreError(f"PATH: the run's spec cannot be rebuilt for the analysis: {exc}") from None
+        return _fallback_landscape(spec)
     except Exception:
-        from ..landscapes.registry import get_landscape
+        return _fallback_landscape(spec)
 
-        ls = dict(spec["landscape"])
-        land = get_landscape(ls.pop("name"))
-        dim = land.resolve_dim(ls.pop("dim", None))
-        return LandscapeMath(land, land.resolve_params({k: v for k, v in ls.items() if k in land.params}), dim)
+
+def _fallback_landscape(spec: Mapping[str, Any]) -> LandscapeMath:
+    """An analytic landscape from the stored spec alone (when the rest of it does not parse any more)."""
+    from ..landscapes.registry import get_landscape
+
+    ls = dict(spec["landscape"])
+    land = get_landscape(ls.pop("name"))
+    dim = land.resolve_dim(ls.pop("dim", None))
+    return LandscapeMath(land, land.resolve_params({k: v for k, v in ls.items() if k in land.params}), dim)
 
 
 def _noisy(spec: Mapping[str, Any]) -> bool:

@@ -395,12 +395,13 @@ def _pin_init_file(init: dict[str, Any], base: Path) -> None:
     init["sha256"] = digest
 
 
-def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
+def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = True) -> RunSpec:
     """Validate a spec (dict or TOML path) into a :class:`RunSpec`; raises :class:`SpecError`.
 
     Relative file names (``init.file``, ``data.file``) are resolved against the
     spec file's folder (the current folder for a dict); the resolved spec holds
     the absolute paths and the files' SHA-256 (``init.sha256``, ``data.sha256``).
+    ``memory_check=False`` skips :func:`check_memory` (e.g. to analyse a finished run).
     """
     base = Path.cwd()
     if isinstance(spec, str | Path):
@@ -481,7 +482,8 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
         target=run.target, chunk_steps=run.chunk_steps, grad_tol=stop.grad_tol, patience=stop.patience,
         bound=stop.bound, resolved=resolved, finite_sum=fs,
     )  # fmt: skip
-    check_memory(rs, rs.streaming_records())
+    if memory_check:
+        check_memory(rs, rs.streaming_records())
     return rs
 
 
