@@ -427,3 +427,182 @@ def test_formula_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fm, "TIME_LIMIT", 0.2)
     with pytest.raises(ValueError, match="too complex"):
         fm.formula_landscape("*".join(f"v{i}" for i in range(24)))  # about 2 s of SymPy
+
+
+# ----------------------------------------------------------------------------- 8. exit 2, one line, no traceback
+
+
+def assert_clean_2(rc: int, err: str, *words: str) -> None:
+    assert rc == 2, err
+    assert err.startswith("descentlab: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in err, (w, err)
+
+
+@pytest.mark.parametrize("kind", ["npz", "empty", "complex", "text"])
+def test_bad_init_files_exit_2(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "p.npy"
+    if kind == "npz":
+        with open(path, "wb") as fh:
+            np.savez(fh, x=np.zeros((4, 2)))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "complex":
+        np.save(path, np.ones((4, 2)) * (1 + 2j))
+    else:
+        path.write_text("1 2\n3 4\n")
+    spec = {**SPEC, "run": {"steps": 10}, "init": {"scheme": "points", "file": str(path)}}
+    (tmp_path / "s.toml").write_text(toml(spec))
+    rc, _, err = call("run", tmp_path / "s.toml", "-o", tmp_path / "o.h5")
+    assert_clean_2(rc, err, "init.file")
+    if kind == "complex":
+        assert "complex" in err
+    assert not (tmp_path / "o.h5").exists() and not partial_path(tmp_path / "o.h5").exists()
+
+
+def test_deeply_nested_toml_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text("[init]\npoints = " + "[" * 3000 + "]" * 3000 + "\n")
+    rc, _, err = call("run", tmp_path / "s.toml", "-o", tmp_path / "o.h5")
+    assert_clean_2(rc, err, "not valid TOML")
+
+
+@pytest.fixture
+def readonly_dir(tmp_path: Path) -> Any:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    # root ignores permission bits: a read-only mount instead
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_read_only_output_folder_exits_2(tmp_path: Path, readonly_dir: Path) -> None:
+    (tmp_path / "s.toml").write_text(toml(with_seed(1)))
+    rc, _, err = call("run", tmp_path / "s.toml", "-o", readonly_dir / "o.h5")
+    assert_clean_2(rc, err, "OUT:", str(readonly_dir))
+    assert list(readonly_dir.iterdir()) == []
+
+
+# EFBIG from a file-size limit: a real "disk full" for this process alone, no root needed
+LIMITED = """
+import resource, signal, sys
+from descentlab.cli import main
+from descentlab.engine.spec import parse_spec
+parse_spec({spec!r})  # compile (or load the cached kernels) before the limit
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_disk_full_during_run_keeps_the_partial_and_says_how_to_resume(tmp_path: Path, seed1: Path) -> None:
+    spec = with_seed(1)
+    (tmp_path / "s.toml").write_text(toml(spec))
+    out = tmp_path / "o.h5"
+    code = LIMITED.format(spec=spec, limit=400_000)  # the run file needs about 650 kB
+    proc = subprocess.run([sys.executable, "-c", code, "run", str(tmp_path / "s.toml"), "-o", str(out), "--quiet",
+                           "--chunk-steps", "20", "--checkpoint-every", "0"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ})  # fmt: skip
+    assert_clean_2(proc.returncode, proc.stderr, "disk full", "--resume", str(partial_path(out)))
+    assert partial_path(out).exists() and not out.exists()
+    rc, _, err = call("run", tmp_path / "s.toml", "-o", out, "--quiet", "--resume")
+    assert rc == 0, err
+    assert_same_data(out, seed1)
+
+
+def test_disk_full_in_the_middle_of_a_run_then_resume(small_fs: Path, seed1: Path) -> None:
+    """ENOSPC on a real (4 MiB tmpfs) filesystem while the trajectory is being written."""
+    spec = with_seed(1)
+    (small_fs / "s.toml").write_text(toml(spec))
+    out = small_fs / "o.h5"
+    filler = fill(small_fs)
+    os.truncate(filler, filler.stat().st_size - 300_000)  # 300 kB free; the run file needs about 650 kB
+    rc, _, err = call("run", small_fs / "s.toml", "-o", out, "--quiet", "--chunk-steps", "20",
+                      "--checkpoint-every", "0")  # fmt: skip
+    assert_clean_2(rc, err, "disk full", "No space left on device", "--resume", str(partial_path(out)))
+    assert partial_path(out).exists() and not out.exists() and not lock_path(out).exists()
+    with h5py.File(partial_path(out), "r") as f:
+        assert 0 < int(f.attrs["steps_done"]) < 400  # it failed in the middle, after some checkpoints
+    filler.unlink()
+    rc, _, err = call("run", small_fs / "s.toml", "-o", out, "--quiet", "--resume")
+    assert rc == 0, err
+    assert_same_data(out, seed1)
+
+
+def test_crafted_run_files_exit_2(tmp_path: Path, seed1: Path) -> None:
+    def craft(name: str, edit: Any) -> Path:
+        p = tmp_path / f"{name}.h5"
+        p.write_bytes(seed1.read_bytes())
+        with h5py.File(p, "r+") as f:
+            edit(f)
+        return p
+
+    cases = {
+        "nospec": (lambda f: f.attrs.__delitem__("spec"), "no root attribute 'spec'"),
+        "badjson": (lambda f: f.attrs.__setitem__("spec", "{not json"), "not valid JSON"),
+        "nofinal": (lambda f: f.__delitem__("final"), "no dataset /final/x"),
+        "notspec": (lambda f: f.attrs.__setitem__("spec", "[1, 2]"), "not a run spec"),
+    }
+    for name, (edit, words) in cases.items():
+        p = craft(name, edit)
+        for cmd in (("info", p), ("analyze", p), ("compare", p, seed1)):
+            rc, _, err = call(*cmd)
+            assert_clean_2(rc, err, words)
+
+
+def test_formula_cache_path_that_is_not_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cache").write_text("a file")
+    monkeypatch.setenv("DESCENTLAB_CACHE", str(tmp_path / "cache"))
+    spec = {**SPEC, "landscape": {"formula": "(x - 1.25)**2 + (y + 0.5)**2 + x*y/7"}}
+    (tmp_path / "f.toml").write_text(toml(spec))
+    rc, _, err = call("run", tmp_path / "f.toml", "-o", tmp_path / "f.h5")
+    assert_clean_2(rc, err, "landscape.formula", "DESCENTLAB_CACHE")
+
+
+HOLDER = """
+import sys, time, h5py
+f = h5py.File(sys.argv[1], "r+")  # a writer holds the file (HDF5 lock)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_analyze_refuses_at_once_a_file_a_writer_holds_and_info_still_reads_it(tmp_path: Path, seed1: Path) -> None:
+    import time
+
+    run = tmp_path / "r.h5"
+    run.write_bytes(seed1.read_bytes())
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        t0 = time.perf_counter()
+        rc, _, err = call("analyze", run)
+        assert time.perf_counter() - t0 < 5  # checked first, not after the whole analysis
+        assert_clean_2(rc, err, "PATH:", "lock")
+        rc, out, err = call("info", run)
+        assert rc == 0 and "complete" in out, err
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (tmp_path / "r.h5.analysis").exists()
+
+
+def test_info_of_a_run_in_progress(tmp_path: Path) -> None:
+    out = tmp_path / "o.h5"
+    proc = child(with_seed(1), out)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("checkpoint")
+        rc, text, err = call("info", partial_path(out))
+        assert rc == 0 and "INCOMPLETE" in text, err
+    finally:
+        proc.kill()
+        proc.wait()

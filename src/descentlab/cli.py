@@ -88,11 +88,15 @@ def info(path: Annotated[Path, typer.Argument(help="run file (HDF5)")]) -> None:
     if not path.exists():
         raise UserError(f"PATH: {path} does not exist")
     try:
-        f = open_run(path)
+        f = open_run(path, locking=False)  # a run in progress can be looked at
     except StoreError as exc:
         raise UserError(f"PATH: {exc}") from None
     with f:
-        typer.echo(f.describe())
+        try:
+            text = f.describe()
+        except (OSError, KeyError, ValueError) as exc:  # caught mid-write by the run that writes it
+            raise UserError(f"PATH: cannot read {path} just now ({type(exc).__name__}: {exc}); try again") from None
+        typer.echo(text)
     from .analysis.cli import info_text
 
     text = info_text(path)

@@ -394,15 +394,6 @@ def run_fingerprint(attrs: Mapping[str, Any]) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _disk_full(exc: BaseException) -> bool:
-    import errno
-
-    text = str(exc)
-    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or any(
-        s in text for s in ("No space left", "File too large", "Disk quota", "errno = 28", "errno = 27")
-    )
-
-
 def _sample_trajectories(traj: Any, labels: np.ndarray, k: int = 60) -> np.ndarray:
     n = int(traj.shape[0])
     idx = np.unique(np.linspace(0, n - 1, min(n, k)).astype(np.int64))
@@ -454,7 +445,7 @@ def _write(path: str | Path, ar: AnalysisResult, fingerprint: str) -> Path:
     """Write the analysis of run file ``path`` into its sidecar, atomically; returns the sidecar's path."""
     import h5py
 
-    from ..engine.store import StoreError
+    from ..engine.store import StoreError, disk_full
 
     side = analysis_path(path)
     if side.exists() and not _is_sidecar(side):
@@ -471,7 +462,7 @@ def _write(path: str | Path, ar: AnalysisResult, fingerprint: str) -> Path:
         os.replace(tmp, side)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and _disk_full(exc):
+        if isinstance(exc, OSError | RuntimeError) and disk_full(exc):
             raise StoreError(f"PATH: disk full while writing the analysis {side}; the run file {path} is "
                              "untouched; free some space and analyse again") from None  # fmt: skip
         if isinstance(exc, OSError):

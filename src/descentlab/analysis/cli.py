@@ -12,18 +12,17 @@ from pathlib import Path
 
 
 def _check(path: Path) -> str | None:
-    import h5py
+    """Why ``path`` cannot be analysed (checked before any work), or None."""
+    from ..engine.store import StoreError, open_run
 
     if not path.exists():
         return f"PATH: {path} does not exist"
     try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != "descentlab.run":
-                return f"PATH: {path} is not a descentlab run file"
-            if not bool(f.attrs.get("complete", False)):
+        with open_run(path) as f:  # a well-formed run file, not locked by a writer
+            if not f.complete:
                 return f"PATH: {path} is an incomplete run; finish it with `descentlab run --resume` first"
-    except OSError as exc:
-        return f"PATH: {path}: cannot open as HDF5 ({exc})"
+    except StoreError as exc:
+        return f"PATH: {exc}"
     return None
 
 

@@ -579,9 +579,37 @@ def write_run(
     if not out.parent.is_dir():
         raise StoreError(f"OUT: directory {out.parent} does not exist")
     with OutputLock(out):  # one writer per output: refused (StoreError) while another holds it
-        return _write_run_locked(rs, out, resume=resume, overwrite=overwrite, chunk_steps=chunk_steps,
-                                 compression=compression, progress=progress, checkpoint_every=checkpoint_every,
-                                 on_checkpoint=on_checkpoint)  # fmt: skip
+        try:
+            return _write_run_locked(rs, out, resume=resume, overwrite=overwrite, chunk_steps=chunk_steps,
+                                     compression=compression, progress=progress, checkpoint_every=checkpoint_every,
+                                     on_checkpoint=on_checkpoint)  # fmt: skip
+        except (OSError, RuntimeError) as exc:  # h5py raises either when a write fails
+            tmp = partial_path(out)
+            if disk_full(exc):
+                keep = (f"the partial file {tmp} is kept: free some space, then run again with --resume"
+                        if tmp.exists() else "nothing was kept")  # fmt: skip
+                raise StoreError(f"OUT: disk full while writing {tmp} ({_reason(exc)}); {keep}") from None
+            if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+                raise StoreError(f"OUT: cannot write {tmp} ({_reason(exc)})") from None
+            raise
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an error (OSError from the OS or from HDF5) means the disk or the file-size limit is full."""
+    text = str(exc)
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or any(
+        s in text for s in ("No space left", "File too large", "Disk quota", "errno = 28,", "errno = 27,")
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if getattr(exc, "strerror", None):
+        return str(exc.strerror)  # type: ignore[attr-defined]
+    for s in ("No space left on device", "File too large", "Disk quota exceeded", "Read-only file system",
+              "Permission denied"):  # fmt: skip
+        if s in str(exc):
+            return s
+    return str(exc).splitlines()[0][:120]
 
 
 def _write_run_locked(
@@ -696,7 +724,10 @@ def _write_run_locked(
             pass
         if raw is not None:
             raw.close()
-        f.close()
+        try:
+            f.close()
+        except Exception:  # e.g. the disk is full: the first error is the one to report
+            pass
         raise
     try:
         same = os.path.samestat(os.stat(tmp), ident)
@@ -730,6 +761,11 @@ def _is_complete(path: Path) -> bool:
 # ----------------------------------------------------------------------------- reader
 
 
+_REQUIRED_ATTRS = ("format_version", "spec", "steps", "record_every", "dtype", "target", "seed", "rng", "created",
+                   "finished", "descentlab_version", "numba_version", "numpy_version", "h5py_version",
+                   "hdf5_version")  # fmt: skip
+
+
 class RunFile:
     """A run file opened for reading; datasets are lazy ``h5py.Dataset`` objects.
 
@@ -746,14 +782,41 @@ class RunFile:
             self.file = h5py.File(self.path, "r", locking=locking)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot open as HDF5 ({exc})") from None
-        if self.file.attrs.get("format") != FORMAT:
+        try:
+            if self.file.attrs.get("format") != FORMAT:
+                raise StoreError(f"{self.path}: not a descentlab run file")
+            self.attrs = dict(self.file.attrs)
+            # a temporary file is never complete, even in the instant between its last write and the rename
+            self.complete = bool(self.attrs.get("complete", False)) and not self.path.name.endswith(PARTIAL_SUFFIX)
+            self.spec: dict[str, Any] = self._validate()
+            self.steps_done = int(self.attrs.get("steps_done", 0))
+        except BaseException:
             self.file.close()
-            raise StoreError(f"{self.path}: not a descentlab run file")
-        self.attrs = dict(self.file.attrs)
-        self.spec: dict[str, Any] = json.loads(self.attrs["spec"])
-        # a temporary file is never complete, even in the instant between its last write and the rename
-        self.complete = bool(self.attrs.get("complete", False)) and not self.path.name.endswith(PARTIAL_SUFFIX)
-        self.steps_done = int(self.attrs.get("steps_done", 0))
+            raise
+
+    def _validate(self) -> dict[str, Any]:
+        """The spec of a well-formed run file; :class:`StoreError` naming what is missing or broken."""
+        bad = f"{self.path}: damaged or foreign run file"
+        missing = [k for k in _REQUIRED_ATTRS if k not in self.attrs]
+        if missing:
+            raise StoreError(f"{bad}: no root attribute {missing[0]!r}")
+        try:
+            spec = json.loads(self.attrs["spec"])
+        except (TypeError, ValueError):
+            raise StoreError(f"{bad}: its spec attribute is not valid JSON") from None
+        if (not isinstance(spec, dict) or not isinstance(spec.get("landscape"), dict)
+                or not {"name", "dim"} <= set(spec["landscape"]) or "optimizer" not in spec):  # fmt: skip
+            raise StoreError(f"{bad}: its spec attribute is not a run spec")
+        needed = ["init/x", "trajectory/step", "trajectory/x", "trajectory/loss"]
+        needed += [f"final/{k}" for k in ("x", "loss", "grad_norm", "status", "stop_step")] if self.complete else []
+        for name in needed:
+            if not isinstance(self.file.get(name), h5py.Dataset):
+                raise StoreError(f"{bad}: no dataset /{name}")
+        if self.file["trajectory/x"].ndim != 3:
+            raise StoreError(f"{bad}: /trajectory/x is not (particles, records, dims)")
+        if not self.complete and "records" not in getattr(self.file.get("checkpoint"), "attrs", {}):
+            raise StoreError(f"{bad}: an incomplete run without a /checkpoint")
+        return spec
 
     def __getitem__(self, key: str) -> Any:
         return self.file[key]
