@@ -606,3 +606,56 @@ def test_info_of_a_run_in_progress(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+# ----------------------------------------------------------------------------- 6. self-contained input files
+
+
+def _external_storage(path: Path, secret: Path) -> None:
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", shape=(8, 2), dtype="f8", external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+        f["y"] = np.zeros((8, 1))
+
+
+def _external_link(path: Path, secret: Path) -> None:
+    with h5py.File(secret.with_suffix(".h5"), "w") as g:
+        g["x"] = np.ones((8, 2))
+    with h5py.File(path, "w") as f:
+        f["x"] = h5py.ExternalLink(str(secret.with_suffix(".h5")), "/x")
+        f["y"] = np.zeros((8, 1))
+
+
+def _virtual(path: Path, secret: Path) -> None:
+    with h5py.File(secret.with_suffix(".h5"), "w") as g:
+        g["x"] = np.ones((8, 2))
+    layout = h5py.VirtualLayout(shape=(8, 2), dtype="f8")
+    layout[:] = h5py.VirtualSource(str(secret.with_suffix(".h5")), "x", shape=(8, 2))
+    with h5py.File(path, "w") as f:
+        f.create_virtual_dataset("x", layout)
+        f["y"] = np.zeros((8, 1))
+
+
+@pytest.mark.parametrize(("make", "word"), [(_external_storage, "external files"), (_external_link, "external link"),
+                                            (_virtual, "virtual dataset")])  # fmt: skip
+def test_data_files_reading_other_files_are_refused(tmp_path: Path, make: Any, word: str) -> None:
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(16, dtype="f8").tobytes())
+    make(tmp_path / "d.h5", secret)
+    spec = {**MODEL, "data": {"file": str(tmp_path / "d.h5"), "test_fraction": 0.0}}
+    (tmp_path / "m.toml").write_text(toml(spec))
+    rc, _, err = call("run", tmp_path / "m.toml", "-o", tmp_path / "o.h5")
+    assert_clean_2(rc, err, "data.file", word)
+    assert not (tmp_path / "o.h5").exists()
+
+
+def test_run_file_with_external_storage_is_refused(tmp_path: Path, seed1: Path) -> None:
+    run = tmp_path / "r.h5"
+    run.write_bytes(seed1.read_bytes())
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(128, dtype="f8").tobytes())
+    with h5py.File(run, "r+") as f:
+        del f["init/x"]
+        f["init"].create_dataset("x", shape=(64, 2), dtype="f8", external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+    for cmd in (("info", run), ("analyze", run)):
+        rc, _, err = call(*cmd)
+        assert_clean_2(rc, err, "/init/x", "external files")

@@ -453,7 +453,12 @@ def _read_file(path: Path) -> tuple[dict[str, np.ndarray], str]:
     elif suffix in (".h5", ".hdf5"):
         import h5py
 
+        from ..engine.store import foreign_storage
+
         with h5py.File(path, "r") as fh:
+            foreign = foreign_storage(fh)
+            if foreign:  # it would copy other local files into the run file
+                raise _fail("file", f"{path.name}: refused: {foreign}")
             arrays = {k: np.asarray(fh[k][()]) for k in names if k in fh and isinstance(fh[k], h5py.Dataset)}
         fmt = "hdf5"
     elif suffix == ".csv":

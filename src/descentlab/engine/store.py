@@ -761,6 +761,31 @@ def _is_complete(path: Path) -> bool:
 # ----------------------------------------------------------------------------- reader
 
 
+def foreign_storage(f: h5py.File) -> str | None:
+    """What in an HDF5 file reads data from outside it (external links, external storage,
+    virtual datasets), or None. Such files are refused as inputs: reading them would
+    copy whatever other local file they point at."""
+    stack: list[tuple[str, h5py.Group]] = [("", f)]
+    while stack:
+        prefix, grp = stack.pop()
+        for name in grp:
+            where = f"{prefix}/{name}"
+            link = grp.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                return f"{where} is an external link to {link.filename}"
+            if isinstance(link, h5py.SoftLink):
+                continue  # points inside the file; its target is visited as itself
+            obj = grp.get(name)
+            if isinstance(obj, h5py.Dataset):
+                if obj.external:
+                    return f"{where} keeps its data in external files ({obj.external[0][0]!r})"
+                if obj.is_virtual:
+                    return f"{where} is a virtual dataset (its data lives in other files)"
+            elif isinstance(obj, h5py.Group):
+                stack.append((where, obj))
+    return None
+
+
 _REQUIRED_ATTRS = ("format_version", "spec", "steps", "record_every", "dtype", "target", "seed", "rng", "created",
                    "finished", "descentlab_version", "numba_version", "numpy_version", "h5py_version",
                    "hdf5_version")  # fmt: skip
@@ -812,6 +837,9 @@ class RunFile:
         for name in needed:
             if not isinstance(self.file.get(name), h5py.Dataset):
                 raise StoreError(f"{bad}: no dataset /{name}")
+        foreign = foreign_storage(self.file)
+        if foreign:
+            raise StoreError(f"{self.path}: refused: {foreign}")
         if self.file["trajectory/x"].ndim != 3:
             raise StoreError(f"{bad}: /trajectory/x is not (particles, records, dims)")
         if not self.complete and "records" not in getattr(self.file.get("checkpoint"), "attrs", {}):
