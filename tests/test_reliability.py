@@ -659,3 +659,23 @@ def test_run_file_with_external_storage_is_refused(tmp_path: Path, seed1: Path) 
     for cmd in (("info", run), ("analyze", run)):
         rc, _, err = call(*cmd)
         assert_clean_2(rc, err, "/init/x", "external files")
+
+
+# ----------------------------------------------------------------------------- 7. non-finite values
+
+
+@pytest.mark.parametrize(("init", "dtype", "field"), [
+    ({"scheme": "uniform", "low": -1e308, "high": 1e308}, "float64", "init.high"),
+    ({"scheme": "uniform", "low": -1e39, "high": 0.0}, "float32", "init.low"),
+    ({"scheme": "grid", "low": -1e308, "high": 1e308, "resolution": 8}, "float64", "init.high"),
+    ({"scheme": "normal", "mean": 0.0, "std": 1e308}, "float64", "init.std"),
+    ({"scheme": "constant", "value": 1e39}, "float32", "init.value"),
+    ({"scheme": "points", "points": [[1e39, 0.0], [0.0, 0.0]]}, "float32", "init.points"),
+])  # fmt: skip
+def test_initial_positions_must_be_finite(tmp_path: Path, init: dict[str, Any], dtype: str, field: str) -> None:
+    run = {"steps": 10, "dtype": dtype} if init["scheme"] in ("grid", "points") else {**SPEC["run"], "dtype": dtype}
+    spec = {**SPEC, "run": run, "init": init}
+    (tmp_path / "s.toml").write_text(toml(spec))
+    rc, _, err = call("run", tmp_path / "s.toml", "-o", tmp_path / "o.h5")
+    assert_clean_2(rc, err, f"{field}:")
+    assert not (tmp_path / "o.h5").exists()

@@ -397,6 +397,36 @@ def _pin_init_file(init: dict[str, Any], base: Path) -> None:
     init["sha256"] = digest
 
 
+def _check_init_range(init: dict[str, Any], dim: int, box: tuple[float, float], dtype: str) -> None:
+    """Refuse initial positions that would not be finite numbers of ``run.dtype``."""
+    big = float(np.finfo(dtype).max)
+    scheme = init["scheme"]
+
+    def arr(key: str, default: Any) -> np.ndarray:
+        return np.broadcast_to(np.asarray(init.get(key, default), dtype=float), (dim,))
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        if scheme in ("uniform", "grid"):
+            low, high = arr("low", box[0]), arr("high", box[1])
+            for key, v in (("low", low), ("high", high)):
+                if not np.all(np.abs(v) <= big):
+                    raise _fail(f"init.{key}", f"must be a finite {dtype} in every dimension (got {init.get(key)})")
+            if not np.all(np.abs(high - low) <= big):
+                raise _fail("init.high", f"high - low overflows {dtype} (low={init.get('low')}, "
+                                         f"high={init.get('high')}); the positions would be infinite")  # fmt: skip
+        elif scheme == "normal":
+            mean, std = arr("mean", 0.0), arr("std", 1.0)
+            if not np.all(np.abs(mean) + 10 * std <= big):  # |z| < 10 for every draw
+                raise _fail("init.std", f"mean +- 10 std overflows {dtype} (mean={init.get('mean')}, "
+                                        f"std={init.get('std')}); the positions would be infinite")  # fmt: skip
+        elif scheme == "constant" and not abs(float(init.get("value", 0.0))) <= big:
+            raise _fail("init.value", f"must be a finite {dtype} (got {init.get('value')})")
+        elif scheme == "points":
+            pts = load_points(init)
+            if not np.all(np.abs(pts) <= big):
+                raise _fail("init.points", f"values beyond the range of {dtype} (largest {np.max(np.abs(pts)):.3g})")
+
+
 def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = True) -> RunSpec:
     """Validate a spec (dict or TOML path) into a :class:`RunSpec`; raises :class:`SpecError`.
 
@@ -425,6 +455,8 @@ def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = Tru
         assert dim is not None
         run = _epochs(run, run_raw, fs)
         init = _model_init(spec, dim, base)
+        if init["scheme"] == "points":
+            _check_init_range(init, dim, (-math.inf, math.inf), run.dtype)
     else:
         for key in ("data", "batch"):
             if key in spec:
@@ -438,6 +470,7 @@ def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = Tru
         init.setdefault("scheme", "uniform")
         _pin_init_file(init, base)
         _check_init(init, dim, land.init_box)
+        _check_init_range(init, dim, land.init_box, run.dtype)
     phases = _phases(spec, run.steps)
     if fs is not None and any(ph.optimizer.needs_hessian for ph in phases):
         raise _fail("optimizer.name", "models have no Hessian in the kernel; use a first-order optimizer")
