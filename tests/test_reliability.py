@@ -679,3 +679,64 @@ def test_initial_positions_must_be_finite(tmp_path: Path, init: dict[str, Any], 
     rc, _, err = call("run", tmp_path / "s.toml", "-o", tmp_path / "o.h5")
     assert_clean_2(rc, err, f"{field}:")
     assert not (tmp_path / "o.h5").exists()
+
+
+# ----------------------------------------------------------------------------- 5. memory and disk guards
+
+
+def test_memory_limit_is_read_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from descentlab.engine import spec as sp
+
+    monkeypatch.delenv("DESCENTLAB_MEMORY_LIMIT", raising=False)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit, _ = sp.memory_limit()
+    assert 0 < limit <= 0.8 * total + 1
+    monkeypatch.setattr(sp, "_machine_memory", lambda: (8 << 30, 7 << 30))  # an 8 GiB machine, 7 available
+    assert sp.memory_limit()[0] == int(0.8 * (8 << 30))
+    monkeypatch.setattr(sp, "_machine_memory", lambda: (64 << 30, 2 << 30))  # busy: 2 GiB available
+    assert sp.memory_limit() == (2 << 30, "available now, of 64.0 GiB")
+    # 10^8 particles (D = 2) no longer pass on a 23 GiB machine (the issue: ~22 GB needed, 18.6 GiB estimated)
+    monkeypatch.setattr(sp, "_machine_memory", lambda: (23 << 30, 22 << 30))
+    with pytest.raises(sp.SpecError, match=r"^run\.particles: the run needs about .* GiB of memory"):
+        sp.parse_spec({**SPEC, "run": {"particles": 10**8, "steps": 100, "record_every": 1}})
+
+
+MEASURE = """
+import resource, sys
+from descentlab.engine.store import write_run
+from descentlab.engine.spec import parse_spec
+rs = parse_spec({spec!r})
+write_run(rs, sys.argv[1], progress=False)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(peak, rs.memory_bytes(records=rs.streaming_records()))
+"""
+
+
+def test_memory_estimate_is_an_upper_bound_of_the_peak(tmp_path: Path) -> None:
+    spec = {**SPEC, "run": {"particles": 400_000, "steps": 30, "record_every": 1, "seed": 1}}
+    proc = subprocess.run([sys.executable, "-c", MEASURE.format(spec=spec), str(tmp_path / "o.h5")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    peak, estimate = map(int, proc.stdout.split())
+    assert peak <= estimate <= 2.5 * peak, (peak / 2**20, estimate / 2**20)
+
+
+def test_memory_guard_and_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed1: Path) -> None:
+    monkeypatch.setenv("DESCENTLAB_MEMORY_LIMIT", str(64 << 20))
+    (tmp_path / "s.toml").write_text(toml(with_seed(1)))
+    rc, _, err = call("run", tmp_path / "s.toml", "-o", tmp_path / "o.h5")
+    assert_clean_2(rc, err, "run.particles:", "GiB of memory", "--no-resource-check")
+    assert list(tmp_path.iterdir()) == [tmp_path / "s.toml"]
+    rc, _, err = call("run", tmp_path / "s.toml", "-o", tmp_path / "o.h5", "--quiet", "--no-resource-check")
+    assert rc == 0, err
+    assert_same_data(tmp_path / "o.h5", seed1)
+
+
+def test_free_space_guard_and_override(small_fs: Path) -> None:
+    spec = {**SPEC, "run": {"particles": 3000, "steps": 400, "record_every": 1, "seed": 1}}  # about 29 MB
+    (small_fs / "s.toml").write_text(toml(spec))
+    rc, _, err = call("run", small_fs / "s.toml", "-o", small_fs / "o.h5")
+    assert_clean_2(rc, err, "OUT:", "GiB free", "--no-resource-check")
+    assert sorted(p.name for p in small_fs.iterdir()) == ["s.toml"]  # nothing written, not even the lock
+    rc, _, err = call("run", small_fs / "s.toml", "-o", small_fs / "o.h5", "--no-resource-check")
+    assert_clean_2(rc, err, "disk full")  # overridden: it starts, then the disk fills, cleanly

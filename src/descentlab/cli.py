@@ -55,12 +55,15 @@ def run(
     checkpoint_every: Annotated[
         float, typer.Option("--checkpoint-every", help="seconds between checkpoints (0: every chunk)")
     ] = 30.0,
+    no_resource_check: Annotated[
+        bool, typer.Option("--no-resource-check", help="skip the up-front memory and free-space checks")
+    ] = False,
 ) -> None:
-    """Run one spec into an HDF5 file (atomic; resumable)."""
+    """Run one spec into an HDF5 file (atomic; resumable; one writer per output)."""
     from .engine.spec import parse_spec
     from .engine.store import open_run, write_run
 
-    rs = parse_spec(spec)
+    rs = parse_spec(spec, memory_check=not no_resource_check)
     if chunk_steps is not None and chunk_steps < 1:
         raise UserError(f"--chunk-steps: must be >= 1, got {chunk_steps}")
     _set_threads(threads)
@@ -69,7 +72,7 @@ def run(
     path = write_run(
         rs, out, resume=resume, overwrite=overwrite, chunk_steps=chunk_steps,
         compression=compression.value if compression else None, progress=False if quiet else None,
-        checkpoint_every=checkpoint_every,
+        checkpoint_every=checkpoint_every, check_resources=not no_resource_check,
     )  # fmt: skip
     if not quiet:
         with open_run(path) as f:

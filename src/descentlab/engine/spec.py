@@ -10,6 +10,7 @@ optimizer parameters, init dimensions, memory). Every error is a
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,8 +28,10 @@ from ..optimizers.schedules import pack_schedule
 from .finite_sum import MODEL_LANDSCAPES
 from .init import count_particles, load_points
 
-#: Refuse runs whose in-memory buffers would exceed this (bytes); see RunSpec.memory_bytes.
-MEMORY_LIMIT = int(0.8 * 24 * 2**30)
+#: Share of the machine's memory (or of its cgroup limit) a run may plan to use; see memory_limit().
+MEMORY_FRACTION = 0.8
+#: The interpreter with NumPy, Numba, h5py and the compiled kernels loaded (measured: about 230 MiB).
+BASE_MEMORY = 256 << 20
 
 
 class SpecError(ValueError):
@@ -136,26 +139,53 @@ class RunSpec:
         return self.steps // self.record_every + 1
 
     def memory_bytes(self, particles: int | None = None, records: int | None = None) -> int:
-        """Bytes of the buffers of a run: positions, state, and ``records`` records held at once.
+        """Peak bytes of a run (an upper bound): interpreter, engine state and ``records`` records held at once.
 
-        ``records=None`` counts every record (the in-memory :func:`~descentlab.simulate`);
-        a run streamed to a file holds only a few chunks' worth (:meth:`streaming_records`).
+        ``records=None`` is the in-memory :func:`~descentlab.simulate`: every
+        record, twice (the chunks, then their concatenation); a run streamed to
+        a file holds only a few chunks' worth (:meth:`streaming_records`). Per
+        particle: positions and initial positions, optimizer state, status /
+        stop step / counter, two checkpoint snapshots of them (one being
+        written, one being taken), final loss and gradient norm.
         """
         n = self.particles if particles is None else particles
-        held = self.n_records if records is None else records
+        held = 2 * self.n_records if records is None else records
         item = 4 if self.dtype == "float32" else 8
         n_state = sum(max(1, len(p.optimizer.state)) for p in self.phases)
-        per = (3 + n_state) * self.dim * item + 8 * 4
-        return n * per + n * held * (self.dim + 1) * item
+        d = self.dim
+        engine = (2 + n_state) * d * item + 17
+        snapshot = (1 + n_state) * d * item + 17
+        per = engine + 2 * snapshot + 2 * item
+        return BASE_MEMORY + n * per + n * held * (d + 1) * item
 
-    def streaming_records(self) -> int:
-        """Records held at once when streaming: a chunk in the kernel and two in the writer.
-
-        Without ``run.chunk_steps`` the writer sizes chunks to its memory budget
-        (store.chunk_plan), down to one record per chunk.
+    def streaming_records(self, chunk_steps: int | None = None) -> int:
+        """Records held at once when streaming: the chunk in the kernel, one queued, one
+        being written (each as :func:`~descentlab.engine.store.chunk_plan` sizes them),
+        and record 0 with the first chunk.
         """
-        per_chunk = 1 if self.chunk_steps is None else self.chunk_steps // self.record_every + 1
-        return min(self.n_records, 3 * per_chunk)
+        from .store import CHUNK_RECORD_BYTES, H5_CHUNK_RECORDS
+
+        size = chunk_steps or self.chunk_steps
+        if size is not None:
+            per_chunk = size // self.record_every + 1
+        else:
+            per_record = max(1, self.particles * (self.dim + 1) * np.dtype(self.dtype).itemsize)
+            per_chunk = max(1, min(CHUNK_RECORD_BYTES // per_record, H5_CHUNK_RECORDS))
+        return min(self.n_records, 3 * per_chunk + 1)
+
+    def file_bytes(self) -> int:
+        """Bytes of the (uncompressed) run file: trajectory, metrics, initial and final
+        positions, the two checkpoint slots, and a margin for metadata."""
+        n, d, r = self.particles, self.dim, self.n_records
+        item = np.dtype(self.dtype).itemsize
+        n_state = sum(max(1, len(p.optimizer.state)) for p in self.phases)
+        per_record = (d + 1) * item + (3 * item if self.finite_sum is not None else 0)
+        per = d * item + (d + 2) * item + 9 + 2 * ((1 + n_state) * d * item + 17)
+        data = 0
+        if self.finite_sum is not None:
+            ds = self.finite_sum.data
+            data = sum(a.nbytes for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test))
+        return n * r * per_record + n * per + data + (1 << 20)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -574,15 +604,56 @@ def _model_init(spec: Mapping[str, Any], dim: int, base: Path) -> dict[str, Any]
     return init
 
 
+def _machine_memory() -> tuple[int, int | None]:
+    """(total, available) bytes of memory of this machine, the total capped by a cgroup limit."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    available = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return total, available
+
+
+def memory_limit() -> tuple[int, str]:
+    """(bytes a run may plan to use, where that figure comes from).
+
+    ``DESCENTLAB_MEMORY_LIMIT`` (bytes) if set; else :data:`MEMORY_FRACTION` of
+    the machine's memory (its cgroup limit if lower), at most what is available now.
+    """
+    env = os.environ.get("DESCENTLAB_MEMORY_LIMIT")
+    if env:
+        try:
+            return int(float(env)), "DESCENTLAB_MEMORY_LIMIT"
+        except ValueError:
+            raise _fail("DESCENTLAB_MEMORY_LIMIT", f"expected a number of bytes, got {env!r}") from None
+    total, available = _machine_memory()
+    limit = int(MEMORY_FRACTION * total)
+    if available is not None and available < limit:
+        return available, f"available now, of {total / 2**30:.1f} GiB"
+    return limit, f"{MEMORY_FRACTION:.0%} of {total / 2**30:.1f} GiB"
+
+
 def check_memory(rs: RunSpec, records: int | None = None) -> None:
-    """Refuse a run whose buffers cannot fit (:data:`MEMORY_LIMIT`), naming run.particles."""
+    """Refuse a run whose peak memory (:meth:`RunSpec.memory_bytes`) exceeds :func:`memory_limit`."""
     need = rs.memory_bytes(records=records)
-    if need > MEMORY_LIMIT:
+    limit, source = memory_limit()
+    if need > limit:
         hint = "stream it to a file with `descentlab run`, " if records is None else ""
         raise _fail(
             "run.particles",
-            f"the run needs about {need / 2**30:.1f} GiB in memory (limit {MEMORY_LIMIT / 2**30:.1f} GiB); "
-            f"{hint}use fewer particles or a larger run.record_every",
+            f"the run needs about {need / 2**30:.2f} GiB of memory, more than this machine allows "
+            f"({limit / 2**30:.2f} GiB, {source}); {hint}use fewer particles or a larger run.record_every "
+            "(or override: --no-resource-check, DESCENTLAB_MEMORY_LIMIT=bytes)",
         )
 
 

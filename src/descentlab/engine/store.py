@@ -38,6 +38,7 @@ import json
 import math
 import os
 import queue
+import shutil
 import socket
 import sys
 import threading
@@ -554,6 +555,7 @@ def write_run(
     progress: bool | None = None,
     checkpoint_every: float = CHECKPOINT_SECONDS,
     on_checkpoint: Callable[[int], None] | None = None,
+    check_resources: bool = True,
 ) -> Path:
     """Run a spec into the HDF5 file ``out`` (atomically); returns its path.
 
@@ -563,7 +565,10 @@ def write_run(
     ``"gzip"`` or ``"lzf"`` for the trajectory. ``progress``: None shows a bar
     only on a terminal. ``checkpoint_every``: seconds between checkpoints (0:
     after every chunk; one is always written at the last step). ``on_checkpoint(step)``
-    is called (in the writer thread) once a checkpoint is on disk. Raises :class:`~descentlab.engine.spec.SpecError` or
+    is called (in the writer thread) once a checkpoint is on disk. ``check_resources``:
+    refuse up front a run whose memory (:func:`~descentlab.engine.spec.check_memory`)
+    or file (:meth:`~descentlab.engine.spec.RunSpec.file_bytes`, uncompressed runs
+    only) does not fit on this machine. Raises :class:`~descentlab.engine.spec.SpecError` or
     :class:`StoreError` on bad input before any file is touched.
     """
     from .spec import RunSpec, parse_spec
@@ -578,7 +583,13 @@ def write_run(
         raise StoreError(f"OUT: {out} is a directory; give a file name")
     if not out.parent.is_dir():
         raise StoreError(f"OUT: directory {out.parent} does not exist")
+    if check_resources:
+        from .spec import check_memory
+
+        check_memory(rs, rs.streaming_records(chunk_steps))
     with OutputLock(out):  # one writer per output: refused (StoreError) while another holds it
+        if check_resources and compression is None:
+            _check_disk(rs, out, resume)
         try:
             return _write_run_locked(rs, out, resume=resume, overwrite=overwrite, chunk_steps=chunk_steps,
                                      compression=compression, progress=progress, checkpoint_every=checkpoint_every,
@@ -592,6 +603,19 @@ def write_run(
             if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
                 raise StoreError(f"OUT: cannot write {tmp} ({_reason(exc)})") from None
             raise
+
+
+def _check_disk(rs: RunSpec, out: Path, resume: bool) -> None:
+    """Refuse a run whose file cannot fit in the free space of OUT's folder (checked before writing)."""
+    need = rs.file_bytes()
+    tmp = partial_path(out)
+    if resume and tmp.exists():  # the partial's blocks already hold part of it
+        need -= tmp.stat().st_blocks * 512
+    free = shutil.disk_usage(out.parent).free
+    if need > free:
+        raise StoreError(f"OUT: the run file needs about {need / 2**30:.2f} GiB but {out.parent} has "
+                         f"{free / 2**30:.2f} GiB free; free some space, write elsewhere, or pass "
+                         "--no-resource-check")  # fmt: skip
 
 
 def disk_full(exc: BaseException) -> bool:
