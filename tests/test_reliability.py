@@ -527,7 +527,7 @@ def test_disk_full_in_the_middle_of_a_run_then_resume(small_fs: Path, seed1: Pat
     filler = fill(small_fs)
     os.truncate(filler, filler.stat().st_size - 300_000)  # 300 kB free; the run file needs about 650 kB
     rc, _, err = call("run", small_fs / "s.toml", "-o", out, "--quiet", "--chunk-steps", "20",
-                      "--checkpoint-every", "0")  # fmt: skip
+                      "--checkpoint-every", "0", "--no-resource-check")  # fmt: skip
     assert_clean_2(rc, err, "disk full", "No space left on device", "--resume", str(partial_path(out)))
     assert partial_path(out).exists() and not out.exists() and not lock_path(out).exists()
     with h5py.File(partial_path(out), "r") as f:
@@ -725,7 +725,7 @@ def test_memory_guard_and_override(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DESCENTLAB_MEMORY_LIMIT", str(64 << 20))
     (tmp_path / "s.toml").write_text(toml(with_seed(1)))
     rc, _, err = call("run", tmp_path / "s.toml", "-o", tmp_path / "o.h5")
-    assert_clean_2(rc, err, "run.particles:", "GiB of memory", "--no-resource-check")
+    assert_clean_2(rc, err, "run.particles:", "MiB of memory", "--no-resource-check")
     assert list(tmp_path.iterdir()) == [tmp_path / "s.toml"]
     rc, _, err = call("run", tmp_path / "s.toml", "-o", tmp_path / "o.h5", "--quiet", "--no-resource-check")
     assert rc == 0, err
@@ -736,7 +736,43 @@ def test_free_space_guard_and_override(small_fs: Path) -> None:
     spec = {**SPEC, "run": {"particles": 3000, "steps": 400, "record_every": 1, "seed": 1}}  # about 29 MB
     (small_fs / "s.toml").write_text(toml(spec))
     rc, _, err = call("run", small_fs / "s.toml", "-o", small_fs / "o.h5")
-    assert_clean_2(rc, err, "OUT:", "GiB free", "--no-resource-check")
+    assert_clean_2(rc, err, "OUT:", "MiB free", "--no-resource-check")
     assert sorted(p.name for p in small_fs.iterdir()) == ["s.toml"]  # nothing written, not even the lock
     rc, _, err = call("run", small_fs / "s.toml", "-o", small_fs / "o.h5", "--no-resource-check")
     assert_clean_2(rc, err, "disk full")  # overridden: it starts, then the disk fills, cleanly
+
+
+def test_simulate_refuses_a_hostile_formula_fast() -> None:
+    import time
+
+    import descentlab as dl
+    from descentlab.engine.spec import SpecError
+
+    t0 = time.perf_counter()
+    with pytest.raises(SpecError, match=r"^landscape\.formula: .*exponent"):
+        dl.simulate({**SPEC, "landscape": {"formula": "x + 10**10**10"}})
+    assert time.perf_counter() - t0 < 10
+
+
+# ----------------------------------------------------------------------------- 9. paths relative to the spec file
+
+
+def test_relative_init_file_resolves_against_the_spec_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    np.save(folder / "pts.npy", np.random.default_rng(2).uniform(-4, 4, (64, 2)))
+    np.save(tmp_path / "elsewhere" / "pts.npy", np.zeros((3, 2)))  # a decoy in the current folder
+    spec = {**SPEC, "run": {"steps": 50, "record_every": 10}, "init": {"scheme": "points", "file": "pts.npy"}}
+    (folder / "p.toml").write_text(toml(spec))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    rc, _, err = call("run", "../specs/p.toml", "-o", tmp_path / "p.h5", "--quiet")
+    assert rc == 0, err
+    with h5py.File(tmp_path / "p.h5", "r") as f:
+        stored = json.loads(f.attrs["spec"])
+        np.testing.assert_array_equal(f["init/x"][...], np.load(folder / "pts.npy"))
+    assert stored["init"]["file"] == str(folder / "pts.npy")
+    assert stored["init"]["sha256"] == sha(folder / "pts.npy")
+    monkeypatch.chdir(tmp_path)  # the stored (absolute) spec works from anywhere
+    rc, _, err = call("analyze", tmp_path / "p.h5")
+    assert rc == 0, err

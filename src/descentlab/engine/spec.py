@@ -414,7 +414,7 @@ def _pin_init_file(init: dict[str, Any], base: Path) -> None:
     if name is None:
         return
     path = Path(name).expanduser()
-    path = path if path.is_absolute() else base / path
+    path = (path if path.is_absolute() else base / path).resolve()
     init["file"] = str(path)
     try:
         digest = _file_sha256(path)
@@ -604,6 +604,11 @@ def _model_init(spec: Mapping[str, Any], dim: int, base: Path) -> dict[str, Any]
     return init
 
 
+def human_bytes(n: float) -> str:
+    """``1.50 GiB``, ``12.3 MiB``: a size for a message."""
+    return f"{n / 2**30:.2f} GiB" if abs(n) >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 def _machine_memory() -> tuple[int, int | None]:
     """(total, available) bytes of memory of this machine, the total capped by a cgroup limit."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -651,8 +656,8 @@ def check_memory(rs: RunSpec, records: int | None = None) -> None:
         hint = "stream it to a file with `descentlab run`, " if records is None else ""
         raise _fail(
             "run.particles",
-            f"the run needs about {need / 2**30:.2f} GiB of memory, more than this machine allows "
-            f"({limit / 2**30:.2f} GiB, {source}); {hint}use fewer particles or a larger run.record_every "
+            f"the run needs about {human_bytes(need)} of memory, more than this machine allows "
+            f"({human_bytes(limit)}, {source}); {hint}use fewer particles or a larger run.record_every "
             "(or override: --no-resource-check, DESCENTLAB_MEMORY_LIMIT=bytes)",
         )
 

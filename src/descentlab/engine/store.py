@@ -613,8 +613,10 @@ def _check_disk(rs: RunSpec, out: Path, resume: bool) -> None:
         need -= tmp.stat().st_blocks * 512
     free = shutil.disk_usage(out.parent).free
     if need > free:
-        raise StoreError(f"OUT: the run file needs about {need / 2**30:.2f} GiB but {out.parent} has "
-                         f"{free / 2**30:.2f} GiB free; free some space, write elsewhere, or pass "
+        from .spec import human_bytes
+
+        raise StoreError(f"OUT: the run file needs about {human_bytes(need)} but {out.parent} has "
+                         f"{human_bytes(free)} free; free some space, write elsewhere, or pass "
                          "--no-resource-check")  # fmt: skip
 
 
