@@ -776,3 +776,13 @@ def test_relative_init_file_resolves_against_the_spec_folder(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)  # the stored (absolute) spec works from anywhere
     rc, _, err = call("analyze", tmp_path / "p.h5")
     assert rc == 0, err
+
+
+def test_resume_of_a_complete_file_on_a_full_disk_does_nothing(small_fs: Path, seed1: Path) -> None:
+    out = small_fs / "o.h5"
+    out.write_bytes(seed1.read_bytes())
+    (small_fs / "s.toml").write_text(toml(with_seed(1)))
+    fill(small_fs)
+    rc, _, err = call("run", small_fs / "s.toml", "-o", out, "--resume", "--quiet")
+    assert rc == 0, err
+    assert_same_data(out, seed1)

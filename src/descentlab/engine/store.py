@@ -588,12 +588,11 @@ def write_run(
 
         check_memory(rs, rs.streaming_records(chunk_steps))
     with OutputLock(out):  # one writer per output: refused (StoreError) while another holds it
-        if check_resources and compression is None:
-            _check_disk(rs, out, resume)
         try:
             return _write_run_locked(rs, out, resume=resume, overwrite=overwrite, chunk_steps=chunk_steps,
                                      compression=compression, progress=progress, checkpoint_every=checkpoint_every,
-                                     on_checkpoint=on_checkpoint)  # fmt: skip
+                                     on_checkpoint=on_checkpoint,
+                                     check_disk=check_resources and compression is None)  # fmt: skip
         except (OSError, RuntimeError) as exc:  # h5py raises either when a write fails
             tmp = partial_path(out)
             if disk_full(exc):
@@ -649,6 +648,7 @@ def _write_run_locked(
     progress: bool | None,
     checkpoint_every: float,
     on_checkpoint: Callable[[int], None] | None,
+    check_disk: bool,
 ) -> Path:
     from .run import Simulation
 
@@ -677,6 +677,8 @@ def _write_run_locked(
         resuming = has_checkpoint
         if diff:
             raise StoreError(f"{diff}: differs from the spec of the partial run {tmp}; cannot resume")
+    if check_disk:  # compressed sizes are not known in advance
+        _check_disk(rs, out, resuming)
 
     sim = Simulation(rs)
     ends, rc = chunk_plan(rs, chunk_steps)
