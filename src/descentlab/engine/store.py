@@ -133,8 +133,11 @@ class OutputLock:
             except FileNotFoundError:
                 same = False
             if same:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+                try:  # the owner's name is for messages only: a full disk must not stop the lock
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+                except OSError:
+                    pass
                 self.fd = fd
                 return self
             os.close(fd)  # the previous owner removed it between our open and flock: retry
