@@ -786,3 +786,14 @@ def test_resume_of_a_complete_file_on_a_full_disk_does_nothing(small_fs: Path, s
     rc, _, err = call("run", small_fs / "s.toml", "-o", out, "--resume", "--quiet")
     assert rc == 0, err
     assert_same_data(out, seed1)
+
+
+def test_analysis_never_replaces_a_file_that_is_not_its_sidecar(tmp_path: Path, seed1: Path, seed2: Path) -> None:
+    run = tmp_path / "r.h5"
+    run.write_bytes(seed1.read_bytes())
+    other = tmp_path / "r.h5.analysis"  # a run file that happens to have the sidecar's name
+    other.write_bytes(seed2.read_bytes())
+    before = sha(other)
+    rc, _, err = call("analyze", run)
+    assert_clean_2(rc, err, "not a descentlab analysis file")
+    assert sha(other) == before

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def _check(path: Path) -> str | None:
-    """Why ``path`` cannot be analysed (checked before any work), or None."""
+def _check(path: Path, writes: bool = True) -> str | None:
+    """Why ``path`` cannot be analysed (checked before any work), or None; ``writes``: its sidecar will be written."""
     from ..engine.store import StoreError, open_run
 
     if not path.exists():
@@ -23,6 +23,11 @@ def _check(path: Path) -> str | None:
                 return f"PATH: {path} is an incomplete run; finish it with `descentlab run --resume` first"
     except StoreError as exc:
         return f"PATH: {exc}"
+    from . import _is_sidecar, analysis_path
+
+    side = analysis_path(path)
+    if writes and side.exists() and not _is_sidecar(side):
+        return f"PATH: {side} exists and is not a descentlab analysis file; not replacing it"
     return None
 
 
@@ -50,7 +55,7 @@ def compare_command(paths: Sequence[str | Path], plots: str | Path | None = None
         print("descentlab: error: PATHS: give at least one run file", file=sys.stderr)
         return 2
     for p in paths:
-        err = _check(p)
+        err = _check(p, writes=False)
         if err:
             print(f"descentlab: error: {err}", file=sys.stderr)
             return 2
