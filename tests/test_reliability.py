@@ -72,8 +72,12 @@ CHILD = """
 import sys, time
 from descentlab.engine.store import StoreError, write_run
 spec = {spec!r}
+first = [{wait}]
 def announce(step):
     print("checkpoint", step, flush=True)
+    if first[0]:  # hold the output until the parent says go
+        first[0] = False
+        sys.stdin.readline()
     time.sleep({pause})
 try:
     write_run(spec, sys.argv[1], chunk_steps=10, progress=False, on_checkpoint=announce, checkpoint_every=0)
@@ -84,9 +88,11 @@ print("done", flush=True)
 """
 
 
-def child(spec: dict[str, Any], out: Path, pause: float = 0.05) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", CHILD.format(spec=spec, pause=pause), str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+def child(spec: dict[str, Any], out: Path, pause: float = 0.05, wait: bool = False) -> subprocess.Popen[str]:
+    """A writer; with ``wait`` it stops after its first checkpoint until a line arrives on its stdin."""
+    return subprocess.Popen([sys.executable, "-c", CHILD.format(spec=spec, pause=pause, wait=wait), str(out)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -106,16 +112,16 @@ def test_second_writer_refused_while_first_runs(tmp_path: Path, seed1: Path) -> 
     """Timing 1: B starts while A is in the middle of its run (A slower than B)."""
     out = tmp_path / "o.h5"
     (tmp_path / "s2.toml").write_text(toml(with_seed(2)))
-    proc = child(with_seed(1), out)
+    proc = child(with_seed(1), out, wait=True)
     try:
         assert proc.stdout is not None
-        assert proc.stdout.readline().startswith("checkpoint")  # A holds the output
+        assert proc.stdout.readline().startswith("checkpoint")  # A holds the output, and waits
         for extra in ((), ("--overwrite",), ("--resume",)):
             rc, _, err = call("run", tmp_path / "s2.toml", "-o", out, "--quiet", *extra)
             assert rc == 2, (extra, err)
             assert f"pid {proc.pid}" in err and "another run" in err and err.count("\n") == 1, err
         assert partial_path(out).exists() and not out.exists()
-        rest, stderr = proc.communicate(timeout=120)
+        rest, stderr = proc.communicate("go\n", timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -163,7 +169,7 @@ def test_never_renames_a_partial_it_did_not_write(tmp_path: Path) -> None:
 
 def test_stale_lock_of_a_killed_writer_does_not_block(tmp_path: Path, seed1: Path) -> None:
     out = tmp_path / "o.h5"
-    proc = child(with_seed(1), out)
+    proc = child(with_seed(1), out, wait=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().startswith("checkpoint")
     proc.kill()
@@ -598,7 +604,7 @@ def test_analyze_refuses_at_once_a_file_a_writer_holds_and_info_still_reads_it(t
 
 def test_info_of_a_run_in_progress(tmp_path: Path) -> None:
     out = tmp_path / "o.h5"
-    proc = child(with_seed(1), out)
+    proc = child(with_seed(1), out, wait=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().startswith("checkpoint")
         rc, text, err = call("info", partial_path(out))
@@ -713,12 +719,13 @@ print(peak, rs.memory_bytes(records=rs.streaming_records()))
 
 
 def test_memory_estimate_is_an_upper_bound_of_the_peak(tmp_path: Path) -> None:
-    spec = {**SPEC, "run": {"particles": 400_000, "steps": 30, "record_every": 1, "seed": 1}}
+    """Whether the kernels are in the on-disk cache (warm) or compiled on the way (cold)."""
+    spec = {**SPEC, "run": {"particles": 1_000_000, "steps": 20, "record_every": 1, "seed": 1}}
     proc = subprocess.run([sys.executable, "-c", MEASURE.format(spec=spec), str(tmp_path / "o.h5")],
                           capture_output=True, text=True, timeout=300, env={**os.environ})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     peak, estimate = map(int, proc.stdout.split())
-    assert peak <= estimate <= 2.5 * peak, (peak / 2**20, estimate / 2**20)
+    assert peak <= estimate <= 3 * peak, (peak / 2**20, estimate / 2**20)
 
 
 def test_memory_guard_and_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed1: Path) -> None:

@@ -30,8 +30,9 @@ from .init import count_particles, load_points
 
 #: Share of the machine's memory (or of its cgroup limit) a run may plan to use; see memory_limit().
 MEMORY_FRACTION = 0.8
-#: The interpreter with NumPy, Numba, h5py and the compiled kernels loaded (measured: about 230 MiB).
-BASE_MEMORY = 256 << 20
+#: The interpreter with NumPy, Numba, h5py and the compiled kernels loaded (measured: about 230 MiB),
+#: plus the compiler's working memory when a kernel is not in the on-disk cache yet (about 500 MiB).
+BASE_MEMORY = (256 + 512) << 20
 
 
 class SpecError(ValueError):
