@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import descentlab
-from descentlab.analysis import analyze, analyze_result, compare, read_summary
+from descentlab.analysis import analysis_path, analyze, analyze_result, compare, read_summary
 from descentlab.analysis.attractors import DIVERGED, LEFT_BOUND, NOT_CONVERGED, cluster_points, find_attractors
 from descentlab.analysis.basins import (
     basin_entropy,
@@ -65,6 +65,8 @@ def test_himmelblau_four_minima_from_file(himmelblau_file, tmp_path):
     for name, pt in land.minima({}, 2):
         np.testing.assert_allclose(ar.attractors.positions[ar.attractors.names.index(name)], pt, atol=1e-6)
     with h5py.File(himmelblau_file, "r") as f:
+        assert "analysis" not in f  # the run file is never written by the analysis
+    with h5py.File(analysis_path(himmelblau_file), "r") as f:
         g = f["analysis"]
         assert g["labels"].shape == (1600,) and g["labels"].dtype == np.int64
         assert set(np.unique(g["labels"][...])) == {0, 1, 2, 3}

@@ -59,12 +59,15 @@ def run(
     shards: Annotated[int | None, typer.Option("--shards", help="split the particles into K files + an index")] = None,
     dask: Annotated[str | None, typer.Option("--dask", help="run the shards on Dask: local or tcp://HOST:PORT")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="workers of --dask local")] = None,
+    no_resource_check: Annotated[
+        bool, typer.Option("--no-resource-check", help="skip the up-front memory and free-space checks")
+    ] = False,
 ) -> None:
-    """Run one spec into an HDF5 file (atomic; resumable)."""
+    """Run one spec into an HDF5 file (atomic; resumable; one writer per output)."""
     from .engine.spec import parse_spec
     from .engine.store import open_run, write_run
 
-    rs = parse_spec(spec)
+    rs = parse_spec(spec, memory_check=not no_resource_check)
     if chunk_steps is not None and chunk_steps < 1:
         raise UserError(f"--chunk-steps: must be >= 1, got {chunk_steps}")
     _set_threads(threads)
@@ -79,7 +82,7 @@ def run(
         path = write_run(
             rs, out, resume=resume, overwrite=overwrite, chunk_steps=chunk_steps,
             compression=compression.value if compression else None, progress=False if quiet else None,
-            checkpoint_every=checkpoint_every,
+            checkpoint_every=checkpoint_every, check_resources=not no_resource_check,
         )  # fmt: skip
     if not quiet:
         with open_run(path) as f:
@@ -195,11 +198,15 @@ def info(path: Annotated[Path, typer.Argument(help="run file (HDF5), or a sweep 
         typer.echo(text)
         return
     try:
-        f = open_run(path)
+        f = open_run(path, locking=False)  # a run in progress can be looked at
     except StoreError as exc:
         raise UserError(f"PATH: {exc}") from None
     with f:
-        typer.echo(f.describe())
+        try:
+            text = f.describe()
+        except (OSError, KeyError, ValueError) as exc:  # caught mid-write by the run that writes it
+            raise UserError(f"PATH: cannot read {path} just now ({type(exc).__name__}: {exc}); try again") from None
+        typer.echo(text)
     from .analysis.cli import info_text
 
     text = info_text(path)
@@ -213,7 +220,7 @@ def analyze(
     plots: Annotated[Path | None, typer.Option("--plots", help="directory for the figures (PNG)")] = None,
     dask: Annotated[str | None, typer.Option("--dask", help="sweeps: analyse on Dask (local, tcp://...)")] = None,
 ) -> None:
-    """Analyse a run file: attractors, basins, Hessians, convergence; writes /analysis (+ figures).
+    """Analyse a run file: attractors, basins, Hessians, convergence; writes RUN.analysis (+ figures).
 
     A sweep directory: every point is analysed, OUT/sweep.h5 gains basin fractions, and figures go to
     --plots (default DIR/figures)."""

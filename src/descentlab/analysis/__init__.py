@@ -1,8 +1,15 @@
 """Analysis of a run (from the HDF5 file alone): attractors, basins, critical
-points, convergence; written back under ``/analysis`` with figures.
+points, convergence; written to a sidecar file with figures.
 
-``analyze(path, plots_dir=None)`` reads a run file, computes everything and
-writes it into the file's ``/analysis`` group (replacing an earlier analysis):
+``analyze(path, plots_dir=None)`` reads a run file (read-only: the run file is
+never written by the analysis) and writes everything into the ``/analysis``
+group of the sidecar file ``RUN.h5.analysis`` (:func:`analysis_path`). The
+sidecar is built under a temporary name and moved into place with
+:func:`os.replace` once whole, so a failed analysis (a full disk, a kill)
+leaves the previous analysis, or none, never half of one. Its root attributes
+``format = "descentlab.analysis"``, ``complete`` and ``run_fingerprint`` (of the
+run file's spec and times) tie it to its run: a sidecar of another run (the
+output overwritten since) is ignored. The layout of the group:
 
 ====================================  =========  ======================================
 path                                  shape      meaning
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,11 +61,14 @@ from .attractors import DIVERGED, LEFT_BOUND, NOT_CONVERGED, OUTCOME_CODES, Attr
 from .critical import LandscapeMath, ModelMath, classify
 
 __all__ = [
-    "DIVERGED", "LEFT_BOUND", "NOT_CONVERGED", "AnalysisResult", "analyze", "analyze_arrays",
+    "DIVERGED", "LEFT_BOUND", "NOT_CONVERGED", "AnalysisResult", "analysis_path", "analyze", "analyze_arrays",
     "analyze_result", "classify", "compare", "find_attractors", "read_summary",
 ]  # fmt: skip
 
 ANALYSIS_VERSION = 1
+#: The sidecar file of a run's analysis: ``RUN.h5`` -> ``RUN.h5.analysis``.
+ANALYSIS_SUFFIX = ".analysis"
+ANALYSIS_FORMAT = "descentlab.analysis"
 #: Dimension from which the critical-point census is computed by default.
 CENSUS_MIN_DIM = 3
 #: Refine attractor positions by Newton's method up to this many attractors and dimensions.
@@ -113,20 +124,33 @@ class AnalysisResult:
 
 
 def _landscape(spec: Mapping[str, Any]) -> LandscapeMath:
-    from ..engine.spec import parse_spec
+    from ..engine.finite_sum import MODEL_LANDSCAPES
+    from ..engine.spec import SpecError, parse_spec
+    from ..engine.store import StoreError
 
     try:
-        rs = parse_spec(spec)
+        rs = parse_spec(spec, memory_check=False)
         if rs.finite_sum is not None:
             return ModelMath(rs.landscape, rs.landscape_params, rs.dim, rs.finite_sum)
         return LandscapeMath(rs.landscape, rs.landscape_params, rs.dim)
+    except SpecError as exc:
+        land = spec.get("landscape", {}) if isinstance(spec, Mapping) else {}
+        # the landscape itself (a formula, a model and its data) cannot be rebuilt: refuse, naming why
+        if str(exc).startswith(("landscape", "data")) or "formula" in land or land.get("name") in MODEL_LANDSCAPES:
+            raise StoreError(f"PATH: the run's spec cannot be rebuilt for the analysis: {exc}") from None
+        return _fallback_landscape(spec)
     except Exception:
-        from ..landscapes.registry import get_landscape
+        return _fallback_landscape(spec)
 
-        ls = dict(spec["landscape"])
-        land = get_landscape(ls.pop("name"))
-        dim = land.resolve_dim(ls.pop("dim", None))
-        return LandscapeMath(land, land.resolve_params({k: v for k, v in ls.items() if k in land.params}), dim)
+
+def _fallback_landscape(spec: Mapping[str, Any]) -> LandscapeMath:
+    """An analytic landscape from the stored spec alone (when the rest of it does not parse any more)."""
+    from ..landscapes.registry import get_landscape
+
+    ls = dict(spec["landscape"])
+    land = get_landscape(ls.pop("name"))
+    dim = land.resolve_dim(ls.pop("dim", None))
+    return LandscapeMath(land, land.resolve_params({k: v for k, v in ls.items() if k in land.params}), dim)
 
 
 def _noisy(spec: Mapping[str, Any]) -> bool:
@@ -356,6 +380,20 @@ def read_run(path: str | Path) -> tuple[RunData, Any]:
     return data, f
 
 
+def analysis_path(path: str | Path) -> Path:
+    """The sidecar file that holds the analysis of the run file ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + ANALYSIS_SUFFIX)
+
+
+def run_fingerprint(attrs: Mapping[str, Any]) -> str:
+    """Identity of a complete run file (its spec and times), stored in its analysis sidecar."""
+    import hashlib
+
+    key = json.dumps([str(attrs.get(k, "")) for k in ("spec", "created", "finished", "wall_time", "seed")])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def _sample_trajectories(traj: Any, labels: np.ndarray, k: int = 60) -> np.ndarray:
     n = int(traj.shape[0])
     idx = np.unique(np.linspace(0, n - 1, min(n, k)).astype(np.int64))
@@ -403,67 +441,105 @@ def make_figures(ar: AnalysisResult, data: RunData, plots_dir: str | Path, stem:
     return figs
 
 
-def _write(path: str | Path, ar: AnalysisResult) -> None:
+def _write(path: str | Path, ar: AnalysisResult, fingerprint: str) -> Path:
+    """Write the analysis of run file ``path`` into its sidecar, atomically; returns the sidecar's path."""
+    import h5py
+
+    from ..engine.store import StoreError, disk_full
+
+    side = analysis_path(path)
+    if side.exists() and not _is_sidecar(side):
+        raise StoreError(f"PATH: {side} exists and is not a descentlab analysis file; not replacing it")
+    tmp = side.with_name(f".{side.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({"format": ANALYSIS_FORMAT, "complete": False, "run_fingerprint": fingerprint,
+                            "run_file": Path(path).name})  # fmt: skip
+            _write_group(f, ar)
+            f.attrs["complete"] = True
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, side)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError | RuntimeError) and disk_full(exc):
+            raise StoreError(f"PATH: disk full while writing the analysis {side}; the run file {path} is "
+                             "untouched; free some space and analyse again") from None  # fmt: skip
+        if isinstance(exc, OSError):
+            raise StoreError(f"PATH: cannot write the analysis {side} ({exc}); the run file is untouched") from None
+        raise
+    return side
+
+
+def _is_sidecar(side: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(side, "r", locking=False) as f:
+            return f.attrs.get("format") == ANALYSIS_FORMAT
+    except OSError:
+        return False
+
+
+def _write_group(f: Any, ar: AnalysisResult) -> None:
     import h5py
 
     st = h5py.string_dtype()
-    with h5py.File(path, "r+") as f:
-        if "analysis" in f:
-            del f["analysis"]
-        g = f.create_group("analysis")
-        g.attrs["summary"] = json.dumps(ar.summary)
-        g.attrs["analysis_version"] = ANALYSIS_VERSION
-        lab = g.create_dataset("labels", data=ar.labels.astype(np.int64))
-        lab.attrs["codes"] = json.dumps({str(k): v for k, v in OUTCOME_CODES.items()})
-        att, cp = ar.attractors, ar.critical
-        a = g.create_group("attractors")
-        k = att.n
-        fr = {key: ar.outcomes[key][:k] for key in ("fraction", "ci_low", "ci_high")}
-        for name, arr in {
-            "position": att.positions, "count": att.counts, "loss": att.losses, "extent": att.extents,
-            "eigenvalues": cp.eigenvalues, "sharpness": cp.sharpness, "trace": cp.trace, "index": cp.index,
-            "grad_norm": cp.grad_norm, **fr,
-        }.items():  # fmt: skip
-            a.create_dataset(name, data=np.asarray(arr))
-        for name, lst in {
-            "name": att.names,
-            "kind": att.kinds,
-            "known": att.known,
-            "classification": cp.classes,
-        }.items():
-            a.create_dataset(name, data=np.array(lst, dtype=object), dtype=st)
-        o = g.create_group("outcomes")
-        for key, arr in ar.outcomes.items():
-            o.create_dataset(key, data=arr)
-        o.create_dataset("name", data=np.array(ar.outcome_names(), dtype=object), dtype=st)
-        kn = g.create_group("known")
-        for key, v in ar.known.items():
-            if isinstance(v, list):
-                kn.create_dataset(key, data=np.array(v, dtype=object), dtype=st)
-            else:
-                kn.create_dataset(key, data=np.asarray(v))
-        if ar.basin_map is not None:
-            g.create_dataset("basin_map", data=ar.basin_map)
-        if ar.start_points is not None:
-            sp = g.create_group("start_points")
-            for key, arr in ar.start_points.items():
-                sp.create_dataset(key, data=arr)
-        cv = g.create_group("convergence")
-        for key, v in ar.convergence.items():
-            if key == "f_opt":
-                cv.attrs["f_opt"] = float(v)
-            else:
-                cv.create_dataset(key, data=np.asarray(v))
-        if ar.census is not None:
-            ce = g.create_group("census")
-            for key, arr in ar.census.items():
-                ce.create_dataset(key, data=arr)
+    g = f.create_group("analysis")
+    g.attrs["summary"] = json.dumps(ar.summary)
+    g.attrs["analysis_version"] = ANALYSIS_VERSION
+    lab = g.create_dataset("labels", data=ar.labels.astype(np.int64))
+    lab.attrs["codes"] = json.dumps({str(k): v for k, v in OUTCOME_CODES.items()})
+    att, cp = ar.attractors, ar.critical
+    a = g.create_group("attractors")
+    k = att.n
+    fr = {key: ar.outcomes[key][:k] for key in ("fraction", "ci_low", "ci_high")}
+    for name, arr in {
+        "position": att.positions, "count": att.counts, "loss": att.losses, "extent": att.extents,
+        "eigenvalues": cp.eigenvalues, "sharpness": cp.sharpness, "trace": cp.trace, "index": cp.index,
+        "grad_norm": cp.grad_norm, **fr,
+    }.items():  # fmt: skip
+        a.create_dataset(name, data=np.asarray(arr))
+    for name, lst in {
+        "name": att.names,
+        "kind": att.kinds,
+        "known": att.known,
+        "classification": cp.classes,
+    }.items():
+        a.create_dataset(name, data=np.array(lst, dtype=object), dtype=st)
+    o = g.create_group("outcomes")
+    for key, arr in ar.outcomes.items():
+        o.create_dataset(key, data=arr)
+    o.create_dataset("name", data=np.array(ar.outcome_names(), dtype=object), dtype=st)
+    kn = g.create_group("known")
+    for key, v in ar.known.items():
+        if isinstance(v, list):
+            kn.create_dataset(key, data=np.array(v, dtype=object), dtype=st)
+        else:
+            kn.create_dataset(key, data=np.asarray(v))
+    if ar.basin_map is not None:
+        g.create_dataset("basin_map", data=ar.basin_map)
+    if ar.start_points is not None:
+        sp = g.create_group("start_points")
+        for key, arr in ar.start_points.items():
+            sp.create_dataset(key, data=arr)
+    cv = g.create_group("convergence")
+    for key, v in ar.convergence.items():
+        if key == "f_opt":
+            cv.attrs["f_opt"] = float(v)
+        else:
+            cv.create_dataset(key, data=np.asarray(v))
+    if ar.census is not None:
+        ce = g.create_group("census")
+        for key, arr in ar.census.items():
+            ce.create_dataset(key, data=arr)
 
 
 def analyze(path: str | Path, plots_dir: str | Path | None = None, *, write: bool = True,
             **kwargs: Any) -> AnalysisResult:  # fmt: skip
-    """Analyse the run file ``path``: write ``/analysis`` into it (unless ``write=False``)
-    and, with ``plots_dir``, the figures; returns the :class:`AnalysisResult`.
+    """Analyse the run file ``path`` (opened read-only): write the sidecar
+    :func:`analysis_path` (unless ``write=False``) and, with ``plots_dir``, the
+    figures; returns the :class:`AnalysisResult`.
 
     Keyword arguments go to :func:`analyze_arrays` (``rel_tol``, ``eig_tol``,
     ``targets``, ``include_running``, ``census``).
@@ -472,6 +548,7 @@ def analyze(path: str | Path, plots_dir: str | Path | None = None, *, write: boo
     kwargs.setdefault("label", path.stem)
     data, f = read_run(path)
     try:
+        fingerprint = run_fingerprint(f.attrs)
         ar = analyze_arrays(data, **kwargs)
         ar.summary["path"] = str(path)
         if plots_dir is not None:
@@ -480,17 +557,37 @@ def analyze(path: str | Path, plots_dir: str | Path | None = None, *, write: boo
     finally:
         f.close()
     if write:
-        _write(path, ar)
+        _write(path, ar, fingerprint)
     return ar
 
 
-def read_summary(path: str | Path) -> dict[str, Any] | None:
-    """The analysis summary stored in a run file, or None if it was never analysed."""
+def _open_sidecar(path: str | Path) -> Any:
+    """The open (h5py) sidecar of run file ``path`` if it holds a whole analysis of this run, else None."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        if "analysis" not in f:
-            return None
+    side = analysis_path(path)
+    if not side.exists():
+        return None
+    try:
+        with h5py.File(path, "r", locking=False) as run:
+            fingerprint = run_fingerprint(run.attrs)
+        f = h5py.File(side, "r", locking=False)
+    except OSError:
+        return None
+    ok = (f.attrs.get("format") == ANALYSIS_FORMAT and bool(f.attrs.get("complete", False))
+          and f.attrs.get("run_fingerprint") == fingerprint and "analysis" in f)  # fmt: skip
+    if not ok:
+        f.close()
+        return None
+    return f
+
+
+def read_summary(path: str | Path) -> dict[str, Any] | None:
+    """The analysis summary of a run file (from its sidecar), or None if it has no whole analysis of this run."""
+    f = _open_sidecar(path)
+    if f is None:
+        return None
+    with f:
         return json.loads(f["analysis"].attrs["summary"])
 
 
@@ -540,25 +637,33 @@ def summary_text(summary: Mapping[str, Any]) -> str:
 
 def compare(paths: Sequence[str | Path], plots_dir: str | Path | None = None,
             analyse_missing: bool = True) -> tuple[list[dict[str, Any]], dict[str, Path]]:  # fmt: skip
-    """Comparison table across run files (analysing those not analysed yet) and, with
-    ``plots_dir``, overlaid ECDF and loss-band figures. Returns (rows, figures)."""
-    import h5py
-
+    """Comparison table across run files (analysing in memory those not analysed yet:
+    nothing is written into or beside them) and, with ``plots_dir``, overlaid ECDF
+    and loss-band figures. Returns (rows, figures)."""
     from . import plots
 
     summaries, curves, bands = [], [], []
     for p in paths:
         s = read_summary(p)
-        if s is None or (analyse_missing and s.get("analysis_version") != ANALYSIS_VERSION):
-            s = analyze(p).summary
+        cv: Mapping[str, Any] | None = None
+        if s is not None and not (analyse_missing and s.get("analysis_version") != ANALYSIS_VERSION):
+            f = _open_sidecar(p)
+            if f is not None:
+                with f:
+                    g = f["analysis/convergence"]
+                    cv = {k: g[k][...] for k in ("ecdf_budget", "ecdf", "record_step", "loss_quantile",
+                                                  "quantile_level")}  # fmt: skip
+        if cv is None:  # not analysed (or an old analysis): analyse in memory; compare writes nothing
+            ar = analyze(p, write=False)
+            s, cv = ar.summary, ar.convergence
+        assert s is not None
         s = dict(s)
         s["label"] = Path(p).stem
         summaries.append(s)
-        with h5py.File(p, "r") as f:
-            cv = f["analysis/convergence"]
-            lab = f"{Path(p).stem} ({s.get('optimizer')})"
-            curves.append((lab, cv["ecdf_budget"][...], cv["ecdf"][...]))
-            bands.append((lab, cv["record_step"][...], cv["loss_quantile"][...], cv["quantile_level"][...].tolist()))
+        lab = f"{Path(p).stem} ({s.get('optimizer')})"
+        curves.append((lab, np.asarray(cv["ecdf_budget"]), np.asarray(cv["ecdf"])))
+        bands.append((lab, np.asarray(cv["record_step"]), np.asarray(cv["loss_quantile"]),
+                      np.asarray(cv["quantile_level"]).tolist()))  # fmt: skip
     rows = _conv.comparison_table(summaries)
     figs: dict[str, Path] = {}
     if plots_dir is not None:

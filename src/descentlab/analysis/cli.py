@@ -11,24 +11,28 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def _check(path: Path) -> str | None:
-    import h5py
+def _check(path: Path, writes: bool = True) -> str | None:
+    """Why ``path`` cannot be analysed (checked before any work), or None; ``writes``: its sidecar will be written."""
+    from ..engine.store import StoreError, open_run
 
     if not path.exists():
         return f"PATH: {path} does not exist"
     try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != "descentlab.run":
-                return f"PATH: {path} is not a descentlab run file"
-            if not bool(f.attrs.get("complete", False)):
+        with open_run(path) as f:  # a well-formed run file, not locked by a writer
+            if not f.complete:
                 return f"PATH: {path} is an incomplete run; finish it with `descentlab run --resume` first"
-    except OSError as exc:
-        return f"PATH: {path}: cannot open as HDF5 ({exc})"
+    except StoreError as exc:
+        return f"PATH: {exc}"
+    from . import _is_sidecar, analysis_path
+
+    side = analysis_path(path)
+    if writes and side.exists() and not _is_sidecar(side):
+        return f"PATH: {side} exists and is not a descentlab analysis file; not replacing it"
     return None
 
 
 def analyze_command(path: str | Path, plots: str | Path | None = None) -> int:
-    """``descentlab analyze RUN.h5 [--plots DIR]``: analyse, write /analysis, print the summary."""
+    """``descentlab analyze RUN.h5 [--plots DIR]``: analyse, write RUN.analysis, print the summary."""
     from . import analyze, summary_text
 
     path = Path(path)
@@ -51,7 +55,7 @@ def compare_command(paths: Sequence[str | Path], plots: str | Path | None = None
         print("descentlab: error: PATHS: give at least one run file", file=sys.stderr)
         return 2
     for p in paths:
-        err = _check(p)
+        err = _check(p, writes=False)
         if err:
             print(f"descentlab: error: {err}", file=sys.stderr)
             return 2

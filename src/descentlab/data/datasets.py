@@ -13,6 +13,8 @@ Keys of ``[data]`` (the same in a Python dict)::
     name = "moons"          # a generator (see DATASETS), "digits", or "file"
     file = "data.npz"       # instead of name: .npz (x, y, optional x_test, y_test),
                             # .h5/.hdf5 (the same names as datasets), .csv (last column y)
+    sha256 = "..."          # files only, optional: refuse the file unless it has this hash
+                            # (the resolved config always records it)
     samples = 200           # generators and digits (a random subset of the 1797 images)
     test_fraction = 0.2     # share of the samples held out; 0 gives an empty test set
     seed = 0                # data seed (generation and split)
@@ -345,7 +347,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "file": DatasetInfo(
         "user data: .npz (arrays x, y, optional x_test, y_test), .h5/.hdf5 (datasets x, y, optional"
         " x_test, y_test) or .csv (last column y; a header line is allowed)",
-        {"file": None, "task": None},
+        {"file": None, "task": None, "sha256": None},
     ),
 }
 
@@ -451,7 +453,12 @@ def _read_file(path: Path) -> tuple[dict[str, np.ndarray], str]:
     elif suffix in (".h5", ".hdf5"):
         import h5py
 
+        from ..engine.store import foreign_storage
+
         with h5py.File(path, "r") as fh:
+            foreign = foreign_storage(fh)
+            if foreign:  # it would copy other local files into the run file
+                raise _fail("file", f"{path.name}: refused: {foreign}")
             arrays = {k: np.asarray(fh[k][()]) for k in names if k in fh and isinstance(fh[k], h5py.Dataset)}
         fmt = "hdf5"
     elif suffix == ".csv":
@@ -569,9 +576,16 @@ def load_dataset(cfg: Mapping[str, Any]) -> Dataset:
         task_opt = cfg.get("task")
         if task_opt is not None:
             task_opt = _get_choice(cfg, "task", None, _TASKS)
+        given = cfg.get("sha256")
+        if given is not None and not isinstance(given, str):
+            raise _fail("sha256", f"expected a hex string, got {given!r}")
         try:
+            digest = _sha256(file_path)
+            if given is not None and given != digest:
+                raise _fail("sha256", f"{str(file_path)!r} has changed (its sha256 is {digest[:16]}..., the spec "
+                                      f"says {given[:16]}...)")  # fmt: skip
             arrays, fmt = _read_file(file_path)
-            info.update(format=fmt, sha256=_sha256(file_path))
+            info.update(format=fmt, sha256=digest)
         except OSError as exc:
             raise _fail("file", f"cannot read {str(path)!r} ({exc.strerror or exc})") from None
         except ValueError as exc:
@@ -594,7 +608,7 @@ def load_dataset(cfg: Mapping[str, Any]) -> Dataset:
             if task == "regression" and y_test.shape[1] != y.shape[1]:
                 raise _fail("file", f"y has {y.shape[1]} outputs but y_test has {y_test.shape[1]}")
             info["split"] = "from the file (x_test, y_test); test_fraction not used"
-        config.update(file=str(file_path), task=task)
+        config.update(file=str(file_path), task=task, sha256=digest)
     elif kind == "digits":
         params = _resolve_generator(kind, cfg)
         try:

@@ -50,10 +50,20 @@ def count_particles(init: Mapping[str, Any], dim: int) -> int | None:
 
 
 def load_points(init: Mapping[str, Any]) -> np.ndarray:
+    """Points (N, D) float64 of the ``points`` scheme; ValueError for a file that is not one real .npy array."""
     if "points" in init and init["points"] is not None:
         pts = np.asarray(init["points"], dtype=np.float64)
     else:
-        pts = np.load(init["file"])
+        name = init["file"]
+        try:
+            pts = np.load(name, allow_pickle=False)
+        except (EOFError, ValueError, UnicodeError) as exc:  # empty, truncated, pickled, not .npy
+            raise ValueError(f"{name} is not a .npy array file ({exc or type(exc).__name__})") from None
+        if not isinstance(pts, np.ndarray):  # an .npz archive
+            pts.close()
+            raise ValueError(f"{name} is an .npz archive; save one (N, D) array with numpy.save (.npy)")
+        if pts.dtype.kind not in "biuf":  # complex would lose its imaginary part silently
+            raise ValueError(f"{name} holds {pts.dtype} values; expected real numbers")
     if pts.ndim == 1:
         pts = pts[:, None]
     return np.asarray(pts, dtype=np.float64)

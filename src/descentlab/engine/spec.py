@@ -10,6 +10,7 @@ optimizer parameters, init dimensions, memory). Every error is a
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,8 +28,11 @@ from ..optimizers.schedules import pack_schedule
 from .finite_sum import MODEL_LANDSCAPES
 from .init import count_particles, load_points
 
-#: Refuse runs whose in-memory buffers would exceed this (bytes); see RunSpec.memory_bytes.
-MEMORY_LIMIT = int(0.8 * 24 * 2**30)
+#: Share of the machine's memory (or of its cgroup limit) a run may plan to use; see memory_limit().
+MEMORY_FRACTION = 0.8
+#: The interpreter with NumPy, Numba, h5py and the compiled kernels loaded (measured: about 230 MiB),
+#: plus the compiler's working memory when a kernel is not in the on-disk cache yet (about 500 MiB).
+BASE_MEMORY = (256 + 512) << 20
 
 
 class SpecError(ValueError):
@@ -82,6 +86,7 @@ class InitTable(_Strict):
     value: float | None = None
     points: list[list[float]] | None = None
     file: str | None = None
+    sha256: str | None = None
     model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
 
 
@@ -135,26 +140,53 @@ class RunSpec:
         return self.steps // self.record_every + 1
 
     def memory_bytes(self, particles: int | None = None, records: int | None = None) -> int:
-        """Bytes of the buffers of a run: positions, state, and ``records`` records held at once.
+        """Peak bytes of a run (an upper bound): interpreter, engine state and ``records`` records held at once.
 
-        ``records=None`` counts every record (the in-memory :func:`~descentlab.simulate`);
-        a run streamed to a file holds only a few chunks' worth (:meth:`streaming_records`).
+        ``records=None`` is the in-memory :func:`~descentlab.simulate`: every
+        record, twice (the chunks, then their concatenation); a run streamed to
+        a file holds only a few chunks' worth (:meth:`streaming_records`). Per
+        particle: positions and initial positions, optimizer state, status /
+        stop step / counter, two checkpoint snapshots of them (one being
+        written, one being taken), final loss and gradient norm.
         """
         n = self.particles if particles is None else particles
-        held = self.n_records if records is None else records
+        held = 2 * self.n_records if records is None else records
         item = 4 if self.dtype == "float32" else 8
         n_state = sum(max(1, len(p.optimizer.state)) for p in self.phases)
-        per = (3 + n_state) * self.dim * item + 8 * 4
-        return n * per + n * held * (self.dim + 1) * item
+        d = self.dim
+        engine = (2 + n_state) * d * item + 17
+        snapshot = (1 + n_state) * d * item + 17
+        per = engine + 2 * snapshot + 2 * item
+        return BASE_MEMORY + n * per + n * held * (d + 1) * item
 
-    def streaming_records(self) -> int:
-        """Records held at once when streaming: a chunk in the kernel and two in the writer.
-
-        Without ``run.chunk_steps`` the writer sizes chunks to its memory budget
-        (store.chunk_plan), down to one record per chunk.
+    def streaming_records(self, chunk_steps: int | None = None) -> int:
+        """Records held at once when streaming: the chunk in the kernel, one queued, one
+        being written (each as :func:`~descentlab.engine.store.chunk_plan` sizes them),
+        and record 0 with the first chunk.
         """
-        per_chunk = 1 if self.chunk_steps is None else self.chunk_steps // self.record_every + 1
-        return min(self.n_records, 3 * per_chunk)
+        from .store import CHUNK_RECORD_BYTES, H5_CHUNK_RECORDS
+
+        size = chunk_steps or self.chunk_steps
+        if size is not None:
+            per_chunk = size // self.record_every + 1
+        else:
+            per_record = max(1, self.particles * (self.dim + 1) * np.dtype(self.dtype).itemsize)
+            per_chunk = max(1, min(CHUNK_RECORD_BYTES // per_record, H5_CHUNK_RECORDS))
+        return min(self.n_records, 3 * per_chunk + 1)
+
+    def file_bytes(self) -> int:
+        """Bytes of the (uncompressed) run file: trajectory, metrics, initial and final
+        positions, the two checkpoint slots, and a margin for metadata."""
+        n, d, r = self.particles, self.dim, self.n_records
+        item = np.dtype(self.dtype).itemsize
+        n_state = sum(max(1, len(p.optimizer.state)) for p in self.phases)
+        per_record = (d + 1) * item + (3 * item if self.finite_sum is not None else 0)
+        per = d * item + (d + 2) * item + 9 + 2 * ((1 + n_state) * d * item + 17)
+        data = 0
+        if self.finite_sum is not None:
+            ds = self.finite_sum.data
+            data = sum(a.nbytes for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test))
+        return n * r * per_record + n * per + data + (1 << 20)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -163,6 +195,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise SpecError(f"{path}: not valid TOML (nested too deeply)") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
 
@@ -361,9 +395,80 @@ def _check_init(init: dict[str, Any], dim: int, default_box: tuple[float, float]
             raise _fail("init.points", "contains NaN or Inf")
 
 
-def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
-    """Validate a spec (dict or TOML path) into a :class:`RunSpec`; raises :class:`SpecError`."""
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pin_init_file(init: dict[str, Any], base: Path) -> None:
+    """Resolve ``init.file`` against ``base`` (the spec file's folder) and record its SHA-256.
+
+    A spec that already carries ``init.sha256`` (e.g. the resolved spec of a run
+    file) is refused when the file has changed since.
+    """
+    name = init.get("file")
+    if name is None:
+        return
+    path = Path(name).expanduser()
+    path = (path if path.is_absolute() else base / path).resolve()
+    init["file"] = str(path)
+    try:
+        digest = _file_sha256(path)
+    except OSError as exc:
+        raise _fail("init.file", f"cannot load points from {name!r} ({exc.strerror or exc})") from None
+    given = init.get("sha256")
+    if given is not None and given != digest:
+        raise _fail("init.sha256", f"{str(path)!r} has changed (its sha256 is {digest[:16]}..., the spec says "
+                                   f"{str(given)[:16]}...)")  # fmt: skip
+    init["sha256"] = digest
+
+
+def _check_init_range(init: dict[str, Any], dim: int, box: tuple[float, float], dtype: str) -> None:
+    """Refuse initial positions that would not be finite numbers of ``run.dtype``."""
+    big = float(np.finfo(dtype).max)
+    scheme = init["scheme"]
+
+    def arr(key: str, default: Any) -> np.ndarray:
+        return np.broadcast_to(np.asarray(init.get(key, default), dtype=float), (dim,))
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        if scheme in ("uniform", "grid"):
+            low, high = arr("low", box[0]), arr("high", box[1])
+            for key, v in (("low", low), ("high", high)):
+                if not np.all(np.abs(v) <= big):
+                    raise _fail(f"init.{key}", f"must be a finite {dtype} in every dimension (got {init.get(key)})")
+            if not np.all(np.abs(high - low) <= big):
+                raise _fail("init.high", f"high - low overflows {dtype} (low={init.get('low')}, "
+                                         f"high={init.get('high')}); the positions would be infinite")  # fmt: skip
+        elif scheme == "normal":
+            mean, std = arr("mean", 0.0), arr("std", 1.0)
+            if not np.all(np.abs(mean) + 10 * std <= big):  # |z| < 10 for every draw
+                raise _fail("init.std", f"mean +- 10 std overflows {dtype} (mean={init.get('mean')}, "
+                                        f"std={init.get('std')}); the positions would be infinite")  # fmt: skip
+        elif scheme == "constant" and not abs(float(init.get("value", 0.0))) <= big:
+            raise _fail("init.value", f"must be a finite {dtype} (got {init.get('value')})")
+        elif scheme == "points":
+            pts = load_points(init)
+            if not np.all(np.abs(pts) <= big):
+                raise _fail("init.points", f"values beyond the range of {dtype} (largest {np.max(np.abs(pts)):.3g})")
+
+
+def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = True) -> RunSpec:
+    """Validate a spec (dict or TOML path) into a :class:`RunSpec`; raises :class:`SpecError`.
+
+    Relative file names (``init.file``, ``data.file``) are resolved against the
+    spec file's folder (the current folder for a dict); the resolved spec holds
+    the absolute paths and the files' SHA-256 (``init.sha256``, ``data.sha256``).
+    ``memory_check=False`` skips :func:`check_memory` (e.g. to analyse a finished run).
+    """
+    base = Path.cwd()
     if isinstance(spec, str | Path):
+        base = Path(spec).expanduser().absolute().parent
         spec = load_toml(spec)
     if not isinstance(spec, Mapping):
         raise SpecError(f"spec: expected a table, got {type(spec).__name__}")
@@ -376,11 +481,13 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
     stop: StopTable = _model(StopTable, _table(spec, "stop"), "stop")
     fs, land_resolved = None, None
     if _table(spec, "landscape").get("name") in MODEL_LANDSCAPES:
-        fs, land, land_resolved = _finite_sum(spec)
+        fs, land, land_resolved = _finite_sum(spec, base)
         params, dim = {}, land.dim
         assert dim is not None
         run = _epochs(run, run_raw, fs)
-        init = _model_init(spec, dim)
+        init = _model_init(spec, dim, base)
+        if init["scheme"] == "points":
+            _check_init_range(init, dim, (-math.inf, math.inf), run.dtype)
     else:
         for key in ("data", "batch"):
             if key in spec:
@@ -392,7 +499,9 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
         land, params, dim = _landscape(spec)
         init = init_t.model_dump(exclude_none=True)
         init.setdefault("scheme", "uniform")
+        _pin_init_file(init, base)
         _check_init(init, dim, land.init_box)
+        _check_init_range(init, dim, land.init_box, run.dtype)
     phases = _phases(spec, run.steps)
     if fs is not None and any(ph.optimizer.needs_hessian for ph in phases):
         raise _fail("optimizer.name", "models have no Hessian in the kernel; use a first-order optimizer")
@@ -439,16 +548,20 @@ def parse_spec(spec: Mapping[str, Any] | str | Path) -> RunSpec:
         target=run.target, chunk_steps=run.chunk_steps, grad_tol=stop.grad_tol, patience=stop.patience,
         bound=stop.bound, resolved=resolved, finite_sum=fs,
     )  # fmt: skip
-    check_memory(rs, rs.streaming_records())
+    if memory_check:
+        check_memory(rs, rs.streaming_records())
     return rs
 
 
-def _finite_sum(spec: Mapping[str, Any]) -> tuple[Any, Landscape, dict[str, Any]]:
+def _finite_sum(spec: Mapping[str, Any], base: Path) -> tuple[Any, Landscape, dict[str, Any]]:
     from .finite_sum import parse_finite_sum
 
     data = spec.get("data")
     if data is not None and not isinstance(data, Mapping):
         raise _fail("data", f"expected a table, got {type(data).__name__}")
+    if data is not None and isinstance(data.get("file"), str):  # relative to the spec file's folder
+        path = Path(data["file"]).expanduser()
+        data = {**data, "file": str(path if path.is_absolute() else base / path)}
     try:
         return parse_finite_sum(_table(spec, "landscape"), data, _table(spec, "batch"), _model)
     except SpecError:
@@ -477,7 +590,7 @@ def _epochs(run: RunTable, raw: Mapping[str, Any], fs: Any) -> RunTable:
     return run.model_copy(update=upd) if upd else run
 
 
-def _model_init(spec: Mapping[str, Any], dim: int) -> dict[str, Any]:
+def _model_init(spec: Mapping[str, Any], dim: int, base: Path) -> dict[str, Any]:
     from .finite_sum import parse_init
 
     table = _table(spec, "init")
@@ -487,19 +600,66 @@ def _model_init(spec: Mapping[str, Any], dim: int) -> dict[str, Any]:
         msg = str(exc)
         raise SpecError(msg if msg.startswith("init") else f"init: {msg}") from None
     if init["scheme"] == "points":
+        _pin_init_file(init, base)
         _check_init({**init}, dim)
     return init
 
 
+def human_bytes(n: float) -> str:
+    """``1.50 GiB``, ``12.3 MiB``: a size for a message."""
+    return f"{n / 2**30:.2f} GiB" if abs(n) >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _machine_memory() -> tuple[int, int | None]:
+    """(total, available) bytes of memory of this machine, the total capped by a cgroup limit."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    available = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return total, available
+
+
+def memory_limit() -> tuple[int, str]:
+    """(bytes a run may plan to use, where that figure comes from).
+
+    ``DESCENTLAB_MEMORY_LIMIT`` (bytes) if set; else :data:`MEMORY_FRACTION` of
+    the machine's memory (its cgroup limit if lower), at most what is available now.
+    """
+    env = os.environ.get("DESCENTLAB_MEMORY_LIMIT")
+    if env:
+        try:
+            return int(float(env)), "DESCENTLAB_MEMORY_LIMIT"
+        except ValueError:
+            raise _fail("DESCENTLAB_MEMORY_LIMIT", f"expected a number of bytes, got {env!r}") from None
+    total, available = _machine_memory()
+    limit = int(MEMORY_FRACTION * total)
+    if available is not None and available < limit:
+        return available, f"available now, of {total / 2**30:.1f} GiB"
+    return limit, f"{MEMORY_FRACTION:.0%} of {total / 2**30:.1f} GiB"
+
+
 def check_memory(rs: RunSpec, records: int | None = None) -> None:
-    """Refuse a run whose buffers cannot fit (:data:`MEMORY_LIMIT`), naming run.particles."""
+    """Refuse a run whose peak memory (:meth:`RunSpec.memory_bytes`) exceeds :func:`memory_limit`."""
     need = rs.memory_bytes(records=records)
-    if need > MEMORY_LIMIT:
+    limit, source = memory_limit()
+    if need > limit:
         hint = "stream it to a file with `descentlab run`, " if records is None else ""
         raise _fail(
             "run.particles",
-            f"the run needs about {need / 2**30:.1f} GiB in memory (limit {MEMORY_LIMIT / 2**30:.1f} GiB); "
-            f"{hint}use fewer particles or a larger run.record_every",
+            f"the run needs about {human_bytes(need)} of memory, more than this machine allows "
+            f"({human_bytes(limit)}, {source}); {hint}use fewer particles or a larger run.record_every "
+            "(or override: --no-resource-check, DESCENTLAB_MEMORY_LIMIT=bytes)",
         )
 
 

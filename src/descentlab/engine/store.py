@@ -31,11 +31,16 @@ Reading (:func:`open_run`) needs only h5py and NumPy: nothing is compiled.
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import fcntl
 import itertools
 import json
 import math
 import os
 import queue
+import shutil
+import socket
 import sys
 import threading
 import time
@@ -56,6 +61,7 @@ if TYPE_CHECKING:
 FORMAT = "descentlab.run"
 FORMAT_VERSION = 1
 PARTIAL_SUFFIX = ".partial"
+LOCK_SUFFIX = ".lock"
 #: Target size (bytes) of one HDF5 chunk of a trajectory dataset.
 H5_CHUNK_BYTES = 1 << 20
 #: File-creation options: objects of 64 KiB and more start on an ALIGN boundary.
@@ -76,6 +82,84 @@ class StoreError(ValueError):
 def partial_path(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.name + PARTIAL_SUFFIX)
+
+
+def lock_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + LOCK_SUFFIX)
+
+
+class OutputLock:
+    """Exclusive ownership of ``OUT`` and ``OUT.partial`` by one writing process.
+
+    An ``flock`` on ``OUT.lock``, which holds the owner's pid and host. The
+    kernel drops the lock when its owner dies (also on SIGKILL), so a stale lock
+    file never blocks a later run or ``--resume``. A second writer is refused
+    with :class:`StoreError` naming the owner. The file is removed on release
+    (while still locked); a writer that opened it just before is detected by its
+    inode and tries again.
+    """
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.path = lock_path(self.out)
+        self.fd: int | None = None
+
+    def _owner(self, fd: int) -> str:
+        try:
+            text = os.pread(fd, 200, 0).decode(errors="replace").split()
+        except OSError:
+            text = []
+        return f"pid {text[0]} on {text[1]}" if len(text) >= 2 else "pid unknown"
+
+    def acquire(self) -> OutputLock:
+        for _ in range(20):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise StoreError(f"OUT: cannot create {self.path} ({exc.strerror}); "
+                                 f"is {self.out.parent} writable?") from None  # fmt: skip
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise StoreError(f"OUT: cannot lock {self.path} ({exc.strerror})") from None
+                owner = self._owner(fd)
+                os.close(fd)
+                raise StoreError(f"OUT: {self.out} is being written by another run ({owner}, lock {self.path}); "
+                                 "wait for it to finish or stop it, then use --resume") from None  # fmt: skip
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                try:  # the owner's name is for messages only: a full disk must not stop the lock
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+                except OSError:
+                    pass
+                self.fd = fd
+                return self
+            os.close(fd)  # the previous owner removed it between our open and flock: retry
+        raise StoreError(f"OUT: cannot take the lock {self.path} (it keeps changing)")
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            if os.path.samestat(os.fstat(self.fd), os.stat(self.path)):
+                os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> OutputLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 # ----------------------------------------------------------------------------- layout
@@ -476,6 +560,7 @@ def write_run(
     checkpoint_every: float = CHECKPOINT_SECONDS,
     on_checkpoint: Callable[[int], None] | None = None,
     particles: tuple[int, int] | None = None,
+    check_resources: bool = True,
 ) -> Path:
     """Run a spec into the HDF5 file ``out`` (atomically); returns its path.
 
@@ -487,10 +572,12 @@ def write_run(
     after every chunk; one is always written at the last step). ``on_checkpoint(step)``
     is called (in the writer thread) once a checkpoint is on disk. ``particles=(a, b)``
     writes only global particles ``[a, b)`` (a shard; bit-identical to rows ``a:b``).
-    Raises :class:`~descentlab.engine.spec.SpecError` or
+    ``check_resources``:
+    refuse up front a run whose memory (:func:`~descentlab.engine.spec.check_memory`)
+    or file (:meth:`~descentlab.engine.spec.RunSpec.file_bytes`, uncompressed runs
+    only) does not fit on this machine. Raises :class:`~descentlab.engine.spec.SpecError` or
     :class:`StoreError` on bad input before any file is touched.
     """
-    from .run import Simulation
     from .spec import RunSpec, parse_spec
 
     rs = spec if isinstance(spec, RunSpec) else parse_spec(spec)
@@ -499,13 +586,90 @@ def write_run(
     if chunk_steps is not None and chunk_steps < 1:
         raise StoreError(f"chunk_steps: must be >= 1, got {chunk_steps}")
     out = Path(out)
-    tmp = partial_path(out)
     if out.is_dir():
         raise StoreError(f"OUT: {out} is a directory; give a file name")
     if not out.parent.is_dir():
         raise StoreError(f"OUT: directory {out.parent} does not exist")
+    # a shard is checked for the particles it holds, not the whole run's
+    sized = rs if particles is None else dataclasses.replace(rs, particles=particles[1] - particles[0])
+    if check_resources:
+        from .spec import check_memory
+
+        check_memory(sized, sized.streaming_records(chunk_steps))
+    with OutputLock(out):  # one writer per output: refused (StoreError) while another holds it
+        try:
+            return _write_run_locked(rs, out, resume=resume, overwrite=overwrite, chunk_steps=chunk_steps,
+                                     compression=compression, progress=progress, checkpoint_every=checkpoint_every,
+                                     on_checkpoint=on_checkpoint, particles=particles,
+                                     disk_check=sized if check_resources and compression is None else None)  # fmt: skip
+        except (OSError, RuntimeError) as exc:  # h5py raises either when a write fails
+            tmp = partial_path(out)
+            if disk_full(exc):
+                keep = (f"the partial file {tmp} is kept: free some space, then run again with --resume"
+                        if tmp.exists() else "nothing was kept")  # fmt: skip
+                raise StoreError(f"OUT: disk full while writing {tmp} ({_reason(exc)}); {keep}") from None
+            if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+                raise StoreError(f"OUT: cannot write {tmp} ({_reason(exc)})") from None
+            raise
+
+
+def _check_disk(rs: RunSpec, out: Path, resume: bool) -> None:
+    """Refuse a run whose file cannot fit in the free space of OUT's folder (checked before writing)."""
+    need = rs.file_bytes()
+    tmp = partial_path(out)
+    if resume and tmp.exists():  # the partial's blocks already hold part of it
+        need -= tmp.stat().st_blocks * 512
+    free = shutil.disk_usage(out.parent).free
+    if need > free:
+        from .spec import human_bytes
+
+        raise StoreError(f"OUT: the run file needs about {human_bytes(need)} but {out.parent} has "
+                         f"{human_bytes(free)} free; free some space, write elsewhere, or pass "
+                         "--no-resource-check")  # fmt: skip
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an error (OSError from the OS or from HDF5) means the disk or the file-size limit is full."""
+    text = str(exc)
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or any(
+        s in text for s in ("No space left", "File too large", "Disk quota", "errno = 28,", "errno = 27,")
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if getattr(exc, "strerror", None):
+        return str(exc.strerror)  # type: ignore[attr-defined]
+    for s in ("No space left on device", "File too large", "Disk quota exceeded", "Read-only file system",
+              "Permission denied"):  # fmt: skip
+        if s in str(exc):
+            return s
+    return str(exc).splitlines()[0][:120]
+
+
+def _write_run_locked(
+    rs: RunSpec,
+    out: Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    chunk_steps: int | None,
+    compression: str | None,
+    progress: bool | None,
+    checkpoint_every: float,
+    on_checkpoint: Callable[[int], None] | None,
+    particles: tuple[int, int] | None,
+    disk_check: RunSpec | None,
+) -> Path:
+    from .run import Simulation
+
+    tmp = partial_path(out)
     if out.exists() and not overwrite:
         if resume and _is_complete(out):
+            # nothing to do only if OUT is this very run (spec, and the hashes of its input files)
+            diff = _stored_diff(out, rs)
+            if diff:
+                raise StoreError(f"{diff}: differs from the spec of the complete run {out}; "
+                                 "pass --overwrite to replace it")  # fmt: skip
             return out
         raise StoreError(f"OUT: {out} exists; pass --overwrite to replace it")
     resuming = resume and tmp.exists()
@@ -513,19 +677,21 @@ def write_run(
         try:
             with h5py.File(tmp, "r") as f:
                 if f.attrs.get("format") != FORMAT:
-                    raise StoreError(f"OUT: {tmp} is not a descentlab run file")
+                    raise KeyError("format")
                 diff = _compare_spec(json.loads(f.attrs["spec"]), rs.resolved)
                 if particles is not None and not diff and "particle_start" in f.attrs:  # a shard: same range
                     if (int(f.attrs["particle_start"]), int(f.attrs["particle_stop"])) != tuple(particles):
                         diff = "particles"
                 has_checkpoint = "checkpoint" in f and int(f["checkpoint"].attrs.get("slot", -1)) >= 0
-        except OSError as exc:
-            raise StoreError(f"OUT: cannot resume from {tmp} ({exc}); run without --resume") from None
-        except KeyError:  # killed while the layout was being created: nothing to keep
+        except (OSError, KeyError, ValueError):
+            # killed before the first flush (not yet a readable HDF5 file) or while the layout was
+            # being created: there is no checkpoint to keep, so start afresh (we hold the lock)
             diff, has_checkpoint = None, False
         resuming = has_checkpoint
         if diff:
             raise StoreError(f"{diff}: differs from the spec of the partial run {tmp}; cannot resume")
+    if disk_check is not None:  # compressed sizes are not known in advance
+        _check_disk(disk_check, out, resuming)
 
     sim = Simulation(rs) if particles is None else Simulation(rs, *particles)
     ends, rc = chunk_plan(rs, chunk_steps)
@@ -537,6 +703,7 @@ def write_run(
         tmp.unlink(missing_ok=True)
         f = h5py.File(tmp, "w", **_ALIGNED)
         step0, rec0 = 0, 0
+    ident = os.stat(tmp)  # the file this process writes (and the only one it will move into place)
     t_start = time.perf_counter()
     bar = _progress(rs.steps, step0, progress)
     writer = _Writer(depth=1)
@@ -599,10 +766,30 @@ def write_run(
             pass
         if raw is not None:
             raw.close()
-        f.close()
+        try:
+            f.close()
+        except Exception:  # e.g. the disk is full: the first error is the one to report
+            pass
         raise
+    try:
+        same = os.path.samestat(os.stat(tmp), ident)
+    except FileNotFoundError:
+        same = False
+    if not same:
+        raise StoreError(f"OUT: {tmp} was removed or replaced by another process during the run; "
+                         f"not moving it into place")  # fmt: skip
     os.replace(tmp, out)
     return out
+
+
+def _stored_diff(path: Path, rs: RunSpec) -> str | None:
+    """The first field where the spec stored in run file ``path`` differs from ``rs`` (None: the same)."""
+    try:
+        with h5py.File(path, "r") as f:
+            stored = json.loads(f.attrs["spec"])
+    except (OSError, KeyError, ValueError):
+        return "OUT"
+    return _compare_spec(stored, rs.resolved)
 
 
 def _is_complete(path: Path) -> bool:
@@ -614,6 +801,36 @@ def _is_complete(path: Path) -> bool:
 
 
 # ----------------------------------------------------------------------------- reader
+
+
+def foreign_storage(f: h5py.File) -> str | None:
+    """What in an HDF5 file reads data from outside it (external links, external storage,
+    virtual datasets), or None. Such files are refused as inputs: reading them would
+    copy whatever other local file they point at."""
+    stack: list[tuple[str, h5py.Group]] = [("", f)]
+    while stack:
+        prefix, grp = stack.pop()
+        for name in grp:
+            where = f"{prefix}/{name}"
+            link = grp.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                return f"{where} is an external link to {link.filename}"
+            if isinstance(link, h5py.SoftLink):
+                continue  # points inside the file; its target is visited as itself
+            obj = grp.get(name)
+            if isinstance(obj, h5py.Dataset):
+                if obj.external:
+                    return f"{where} keeps its data in external files ({obj.external[0][0]!r})"
+                if obj.is_virtual:
+                    return f"{where} is a virtual dataset (its data lives in other files)"
+            elif isinstance(obj, h5py.Group):
+                stack.append((where, obj))
+    return None
+
+
+_REQUIRED_ATTRS = ("format_version", "spec", "steps", "record_every", "dtype", "target", "seed", "rng", "created",
+                   "finished", "descentlab_version", "numba_version", "numpy_version", "h5py_version",
+                   "hdf5_version")  # fmt: skip
 
 
 class RunFile:
@@ -632,14 +849,44 @@ class RunFile:
             self.file = h5py.File(self.path, "r", locking=locking)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot open as HDF5 ({exc})") from None
-        if self.file.attrs.get("format") != FORMAT:
+        try:
+            if self.file.attrs.get("format") != FORMAT:
+                raise StoreError(f"{self.path}: not a descentlab run file")
+            self.attrs = dict(self.file.attrs)
+            # a temporary file is never complete, even in the instant between its last write and the rename
+            self.complete = bool(self.attrs.get("complete", False)) and not self.path.name.endswith(PARTIAL_SUFFIX)
+            self.spec: dict[str, Any] = self._validate()
+            self.steps_done = int(self.attrs.get("steps_done", 0))
+        except BaseException:
             self.file.close()
-            raise StoreError(f"{self.path}: not a descentlab run file")
-        self.attrs = dict(self.file.attrs)
-        self.spec: dict[str, Any] = json.loads(self.attrs["spec"])
-        # a temporary file is never complete, even in the instant between its last write and the rename
-        self.complete = bool(self.attrs.get("complete", False)) and not self.path.name.endswith(PARTIAL_SUFFIX)
-        self.steps_done = int(self.attrs.get("steps_done", 0))
+            raise
+
+    def _validate(self) -> dict[str, Any]:
+        """The spec of a well-formed run file; :class:`StoreError` naming what is missing or broken."""
+        bad = f"{self.path}: damaged or foreign run file"
+        missing = [k for k in _REQUIRED_ATTRS if k not in self.attrs]
+        if missing:
+            raise StoreError(f"{bad}: no root attribute {missing[0]!r}")
+        try:
+            spec = json.loads(self.attrs["spec"])
+        except (TypeError, ValueError):
+            raise StoreError(f"{bad}: its spec attribute is not valid JSON") from None
+        if (not isinstance(spec, dict) or not isinstance(spec.get("landscape"), dict)
+                or not {"name", "dim"} <= set(spec["landscape"]) or "optimizer" not in spec):  # fmt: skip
+            raise StoreError(f"{bad}: its spec attribute is not a run spec")
+        needed = ["init/x", "trajectory/step", "trajectory/x", "trajectory/loss"]
+        needed += [f"final/{k}" for k in ("x", "loss", "grad_norm", "status", "stop_step")] if self.complete else []
+        for name in needed:
+            if not isinstance(self.file.get(name), h5py.Dataset):
+                raise StoreError(f"{bad}: no dataset /{name}")
+        foreign = foreign_storage(self.file)
+        if foreign:
+            raise StoreError(f"{self.path}: refused: {foreign}")
+        if self.file["trajectory/x"].ndim != 3:
+            raise StoreError(f"{bad}: /trajectory/x is not (particles, records, dims)")
+        if not self.complete and "records" not in getattr(self.file.get("checkpoint"), "attrs", {}):
+            raise StoreError(f"{bad}: an incomplete run without a /checkpoint")
+        return spec
 
     def __getitem__(self, key: str) -> Any:
         return self.file[key]

@@ -16,15 +16,21 @@ Variables are the formula's free names, sorted naturally (``x, y``; ``x2`` befor
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import hashlib
 import importlib.util
 import io
 import keyword
+import math
+import operator
 import os
 import re
+import signal
 import sys
 import threading
 import tokenize
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,14 @@ CONSTANTS = {"pi": "pi", "E": "E", "I": "I"}
 
 _ALLOWED_CHARS = re.compile(r"^[A-Za-z0-9_+\-*/^().,\s]*$")
 _MAX_LEN = 10_000
+#: Bounds on what a formula may ask of SymPy (each refused with a message, never a hang):
+#: variables (the Hessian has D^2 entries), nesting depth, syntax nodes, the size of a
+#: constant exponent, and the seconds that parsing and differentiating may take.
+MAX_VARIABLES = 32
+MAX_DEPTH = 40
+MAX_NODES = 4000
+MAX_EXPONENT = 1000
+TIME_LIMIT = 30.0
 _MEMO: dict[str, Landscape] = {}
 _LOCK = threading.Lock()
 
@@ -86,6 +100,125 @@ def _names(formula: str) -> tuple[list[str], list[str]]:
     return sorted(variables, key=_natural_key), sorted(called)
 
 
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow}  # fmt: skip
+_CONST_VALUES = {"pi": math.pi, "E": math.e}
+_MATH = {"sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin, "acos": math.acos,
+         "atan": math.atan, "sinh": math.sinh, "cosh": math.cosh, "tanh": math.tanh, "asinh": math.asinh,
+         "acosh": math.acosh, "atanh": math.atanh, "exp": math.exp, "log": math.log, "sqrt": math.sqrt,
+         "abs": abs, "Abs": abs, "erf": math.erf}  # fmt: skip
+
+
+def _check_bounds(text: str, formula: str, n_vars: int) -> None:
+    """Refuse, before SymPy sees it, a formula that would make SymPy hang or overflow.
+
+    Python's own parser gives the tree (``^`` read as ``**`` as SymPy does);
+    constant subexpressions are evaluated in floating point, so that
+    ``10**10**10`` is refused (its exponent) in microseconds instead of being
+    expanded into a 10-billion-digit integer.
+    """
+    if n_vars > MAX_VARIABLES:
+        raise ValueError(f"formula {formula!r} has {n_vars} variables; at most {MAX_VARIABLES} are allowed")
+    try:
+        tree = ast.parse(text.replace("^", "**"), mode="eval")
+    except (SyntaxError, RecursionError, MemoryError, ValueError) as exc:
+        msg = exc.msg if isinstance(exc, SyntaxError) else type(exc).__name__
+        raise ValueError(f"cannot parse formula {formula!r}: {msg}") from None
+    stack, count = [(tree.body, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            raise ValueError(f"formula {formula!r} is nested more than {MAX_DEPTH} levels deep")
+        if count > MAX_NODES:
+            raise ValueError(f"formula {formula!r} has more than {MAX_NODES} terms")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    _const(tree.body, formula)
+
+
+def _finite(v: float, formula: str, what: str) -> float:
+    if not math.isfinite(v):
+        raise ValueError(f"formula {formula!r}: {what} is not a finite number")
+    return v
+
+
+def _const(node: ast.AST, formula: str) -> float | None:
+    """The value of a constant subexpression (None if it has variables or no real float value)."""
+    if isinstance(node, ast.Constant):
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return None
+        try:
+            return _finite(float(v), formula, "a number in it (too large for a float)")
+        except OverflowError:
+            raise ValueError(f"formula {formula!r}: the number {str(v)[:20]}... is too large") from None
+    if isinstance(node, ast.Name):
+        return _CONST_VALUES.get(node.id)
+    if isinstance(node, ast.UnaryOp):
+        v = _const(node.operand, formula)
+        if v is None or not isinstance(node.op, ast.USub | ast.UAdd):
+            return None
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp):
+        a, b = _const(node.left, formula), _const(node.right, formula)
+        if isinstance(node.op, ast.Pow) and b is not None and abs(b) > MAX_EXPONENT:
+            raise ValueError(f"formula {formula!r}: the exponent {b:g} is larger than {MAX_EXPONENT} in size")
+        op = _BINOPS.get(type(node.op))
+        if a is None or b is None or op is None:
+            return None
+        try:
+            v = op(a, b)
+        except OverflowError:
+            raise ValueError(f"formula {formula!r}: a constant is too large ({ast.unparse(node)[:40]})") from None
+        except ZeroDivisionError:
+            raise ValueError(f"formula {formula!r}: division by zero ({ast.unparse(node)[:40]})") from None
+        if isinstance(v, complex):
+            return None
+        return _finite(float(v), formula, f"the constant {ast.unparse(node)[:40]}")
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _MATH:
+        args = [_const(a, formula) for a in node.args]
+        if len(args) != 1 or args[0] is None:
+            return None
+        try:
+            v = _MATH[node.func.id](args[0])
+        except OverflowError:
+            raise ValueError(f"formula {formula!r}: {ast.unparse(node)[:40]} is too large") from None
+        except ValueError:  # outside the real domain: SymPy's value (complex) is refused later
+            return None
+        return _finite(float(v), formula, ast.unparse(node)[:40])
+    for child in ast.iter_child_nodes(node):
+        _const(child, formula)
+    return None
+
+
+class _Timeout(BaseException):  # not caught by the parser's `except Exception`
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float, formula: str) -> Iterator[None]:
+    """Refuse a formula whose symbolic processing takes more than ``seconds`` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise _Timeout
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Timeout:
+        raise ValueError(f"formula {formula!r} is too complex: parsing and differentiating it took more "
+                         f"than {seconds:g} s") from None  # fmt: skip
+    except RecursionError:
+        raise ValueError(f"formula {formula!r} is too deeply nested") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def parse_formula(formula: str):  # type: ignore[no-untyped-def]
     """``(expr, symbols)``: the SymPy expression and its variables in coordinate order."""
     import sympy
@@ -106,6 +239,7 @@ def parse_formula(formula: str):  # type: ignore[no-untyped-def]
     variables, _ = _names(text)
     if not variables:
         raise ValueError(f"formula {formula!r} has no variables")
+    _check_bounds(text, text if len(text) <= 60 else text[:57] + "...", len(variables))
     symbols = [sympy.Symbol(v, real=True) for v in variables]
     local: dict[str, Any] = dict(zip(variables, symbols, strict=True))
     local.update({k: getattr(sympy, v) for k, v in FUNCTIONS.items()})
@@ -122,6 +256,9 @@ def parse_formula(formula: str):  # type: ignore[no-untyped-def]
         raise ValueError(f"formula {formula!r} does not have a finite real value (got {expr})")
     if not expr.free_symbols:
         raise ValueError(f"formula {formula!r} has no variables (it simplifies to {expr})")
+    for num in expr.atoms(sympy.Number):  # e.g. 1e300*x*1e300, folded by SymPy
+        if not math.isfinite(float(num)):
+            raise ValueError(f"formula {formula!r}: the constant {str(num)[:40]} is not a finite float")
     # a variable that cancels out still counts as a coordinate (e.g. 'x + y - y')
     return expr, symbols
 
@@ -297,13 +434,20 @@ def formula_landscape(formula: str) -> Landscape:
     Raises ``ValueError`` with a message for an unparseable formula, one without
     variables, with an unknown function, or without a finite real value.
     """
-    key = formula.strip() if isinstance(formula, str) else formula
+    if not isinstance(formula, str):
+        raise ValueError(f"a formula must be a string, got {type(formula).__name__}")
+    key = formula.strip()
     with _LOCK:
-        land = _MEMO.get(key)  # type: ignore[arg-type]
+        land = _MEMO.get(key)
         if land is not None:
             return land
-        source, names = generate_source(formula)
-        mod = _load_module(formula, source)
+        with _time_limit(TIME_LIMIT, key[:80]):
+            source, names = generate_source(formula)
+        try:
+            mod = _load_module(formula, source)
+        except OSError as exc:
+            raise ValueError(f"cannot write the generated module to the cache folder {cache_dir()} "
+                             f"(set DESCENTLAB_CACHE to a writable folder): {exc.strerror or exc}") from None
         land = Landscape(
             name="formula",
             description=f"user formula {key}",
