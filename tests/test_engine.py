@@ -153,3 +153,20 @@ def test_every_compiled_function_is_named_by_its_identity() -> None:
     cached = " ".join(p.name for p in Path(os.environ["NUMBA_CACHE_DIR"]).rglob("*.nbi"))
     for name in [*hs.values(), *ha.values(), *h32.values()]:
         assert name in cached, name
+
+
+def test_non_finite_loss_with_finite_position_is_diverged() -> None:
+    # log(x) at x < 0: the loss is NaN while x and the gradient 1/x stay finite
+    spec = {
+        "run": {"particles": 64, "steps": 20, "record_every": 10, "seed": 2},
+        "landscape": {"formula": "log(x) + 0*y"},
+        "init": {"scheme": "uniform", "low": -1.0, "high": 1.0},
+        "optimizer": {"name": "sgd", "lr": 1e-3},
+        "stop": {"grad_tol": 0.0},
+    }
+    r = dl.simulate(spec)
+    nan = ~np.isfinite(r.final_loss)
+    assert nan.any() and (~nan).any()
+    assert np.all(np.isfinite(r.final_x))
+    assert np.all(r.status[nan] == 2) and np.all(r.stop_step[nan] == 20)
+    assert np.all(r.status[~nan] == 0)

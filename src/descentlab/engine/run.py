@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._jit import block_for
-from ..kernels.common import RUNNING, STATUS_NAMES
+from ..kernels.common import CONVERGED, DIVERGED, OUT_OF_BOUND, RUNNING, STATUS_NAMES
 from ..kernels.compile import Kernels, build
 from .buffers import aligned_empty
 from .init import initial_positions
@@ -165,12 +165,22 @@ class Simulation:
             yield self.advance(min(self.spec.steps, self.step + size))
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
-        """Final bound check at the last step; returns (loss, grad_norm)."""
+        """Final checks at the last step; returns (loss, grad_norm).
+
+        A running particle outside the bound is "left the bound" at the last step. A
+        particle whose loss there is not finite although its position is (``log(x)`` at
+        x < 0: the gradient ``1/x`` stays finite, so the kernel never saw a non-finite
+        value) is "diverged"; its stop step is the last step unless it had stopped before.
+        """
         if self.step == self.spec.steps:
             out = ~np.all(np.abs(self.x) <= self.bound, axis=0) & (self.status == RUNNING)
-            self.status[out] = 3
+            self.status[out] = OUT_OF_BOUND
             self.stop_step[out] = self.step
-        return self.evaluate()
+        loss, grad_norm = self.evaluate()
+        bad = ~np.isfinite(loss) & ((self.status == RUNNING) | (self.status == CONVERGED))
+        self.stop_step[bad & (self.status == RUNNING)] = self.step
+        self.status[bad] = DIVERGED
+        return loss, grad_norm
 
 
 @dataclass
