@@ -1,4 +1,4 @@
-"""Shared test fixtures: the per-dtype tolerance table (STYLE.md §5)."""
+"""Shared test fixtures: the per-dtype tolerance table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one place where compile options live (STYLE.md §4).
+"""The one place where compile options live.
 
 Landscape and optimizer math is written once as plain Python functions on
 scalars and array rows and registered with :func:`math_function`. Such a

@@ -233,7 +233,7 @@ def simulate(
 ) -> Result:
     """Run a spec in memory and return its :class:`Result`.
 
-    ``spec`` is a dict with DESIGN.md's keys (or a TOML path, or a parsed
+    ``spec`` is a dict with the run-spec keys (README) (or a TOML path, or a parsed
     :class:`RunSpec`); ``particles=(a, b)`` simulates only global particles
     ``[a, b)`` (identical to rows ``a:b`` of the whole run).
     """

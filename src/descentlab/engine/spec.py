@@ -1,4 +1,4 @@
-"""Run specs: the TOML/dict keys of DESIGN.md, validated with pydantic.
+"""Run specs: the TOML/dict keys ([run], [landscape], [optimizer] ... as in the README), validated with pydantic.
 
 ``parse_spec(dict) -> RunSpec`` checks the structure (unknown keys, types,
 ranges) and then the semantics against the registries (landscape and

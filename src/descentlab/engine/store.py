@@ -1,6 +1,6 @@
 """The HDF5 run file: schema, atomic chunked writer, resume, and the reader.
 
-Layout (DESIGN.md, "HDF5 run file"; N particles, R records, D dimensions)::
+Layout (the run-file format; N particles, R records, D dimensions)::
 
     /                 attrs: format, format_version, spec (JSON), complete, versions,
                       target, dtype, seed, rng, created, finished, steps_done
@@ -803,10 +803,26 @@ def _is_complete(path: Path) -> bool:
 # ----------------------------------------------------------------------------- reader
 
 
-def foreign_storage(f: h5py.File) -> str | None:
+def shard_sources(f: h5py.File) -> set[str]:
+    """The shard files a sharded run's index declares (attribute ``shards``): relative paths
+    inside the index's folder only (no absolute path, no ``..``); empty for other files."""
+    try:
+        names = json.loads(f.attrs.get("shards", "[]"))
+    except (TypeError, ValueError):
+        return set()
+    ok = set()
+    for name in names if isinstance(names, list) else []:
+        p = Path(str(name))
+        if not p.is_absolute() and ".." not in p.parts:
+            ok.add(str(name))
+    return ok
+
+
+def foreign_storage(f: h5py.File, allowed_sources: set[str] | frozenset[str] = frozenset()) -> str | None:
     """What in an HDF5 file reads data from outside it (external links, external storage,
     virtual datasets), or None. Such files are refused as inputs: reading them would
-    copy whatever other local file they point at."""
+    copy whatever other local file they point at. ``allowed_sources``: files a virtual
+    dataset may read (a sharded run's index reads its own shards)."""
     stack: list[tuple[str, h5py.Group]] = [("", f)]
     while stack:
         prefix, grp = stack.pop()
@@ -821,7 +837,7 @@ def foreign_storage(f: h5py.File) -> str | None:
             if isinstance(obj, h5py.Dataset):
                 if obj.external:
                     return f"{where} keeps its data in external files ({obj.external[0][0]!r})"
-                if obj.is_virtual:
+                if obj.is_virtual and not all(v.file_name in allowed_sources for v in obj.virtual_sources()):
                     return f"{where} is a virtual dataset (its data lives in other files)"
             elif isinstance(obj, h5py.Group):
                 stack.append((where, obj))
@@ -837,7 +853,7 @@ class RunFile:
     """A run file opened for reading; datasets are lazy ``h5py.Dataset`` objects.
 
     Attributes: ``spec`` (the resolved spec, a dict), ``attrs`` (root attributes),
-    ``complete``, ``steps_done``; properties give the datasets of DESIGN.md's
+    ``complete``, ``steps_done``; properties give the datasets of the run-file
     table (``init_x``, ``trajectory_step``, ``trajectory_x``, ``trajectory_loss``,
     ``final_x``, ``final_loss``, ``final_grad_norm``, ``status``, ``stop_step``).
     For a partial file only the first ``records`` records are valid.
@@ -879,7 +895,7 @@ class RunFile:
         for name in needed:
             if not isinstance(self.file.get(name), h5py.Dataset):
                 raise StoreError(f"{bad}: no dataset /{name}")
-        foreign = foreign_storage(self.file)
+        foreign = foreign_storage(self.file, shard_sources(self.file))
         if foreign:
             raise StoreError(f"{self.path}: refused: {foreign}")
         if self.file["trajectory/x"].ndim != 3:

@@ -1,4 +1,4 @@
-"""Slow, obviously-right NumPy reference of the models (STYLE.md §5), vectorised over particles.
+"""Slow, obviously-right NumPy reference of the models, vectorised over particles.
 
 Everything here works on ``params`` (N, D) (one row per particle, the layout
 of :attr:`descentlab.models.Model.layout`) and the data set as arrays, with

@@ -1,4 +1,4 @@
-"""The optimizer interface: explicit state plus one step function (STYLE.md §2).
+"""The optimizer interface: explicit state plus one step function (optax's init/update pair).
 
 ``step(x, g, s, h, lr, t, H, ws, seed, gid0, lo, hi)`` updates particles
 ``[lo, hi)`` in place:
