@@ -44,9 +44,21 @@ CPU_KERNEL_OPTIONS: dict[str, Any] = {
 BLOCK = 256
 
 
-def block_for(dim: int) -> int:
-    """Particles per CPU block for dimension ``dim`` (the data of a block stays in L2)."""
-    return 2048 if dim <= 2 else 1024 if dim <= 8 else BLOCK
+def block_for(dim: int, particles: int | None = None) -> int:
+    """Particles per CPU block for dimension ``dim`` (the data of a block stays in L2).
+
+    With ``particles``, blocks are halved (down to :data:`BLOCK`) until every thread
+    gets at least 8 of them, so that few particles still spread evenly over the
+    threads (N = 1e4 in blocks of 2048 is 5 blocks for 2 threads).
+    """
+    block = 2048 if dim <= 2 else 1024 if dim <= 8 else BLOCK
+    if particles is not None:
+        import numba
+
+        threads = int(numba.config.NUMBA_NUM_THREADS)
+        while block > BLOCK and particles < 8 * threads * block:
+            block //= 2
+    return block
 
 #: Steps between status checks in the vectorised path (see kernels/cpu.py): each check
 #: snapshots and settles the block, and a flagged particle replays at most this many

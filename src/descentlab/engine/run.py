@@ -43,7 +43,7 @@ def kernels_for(spec: RunSpec) -> Kernels:
     return build(
         land.value, land.grad, land.hess, tuple(steps), tuple(s_slices), tuple(h_slices),
         any(ph.optimizer.needs_hessian for ph in spec.phases), spec.target,
-        land.batch_grad, land.block or block_for(spec.dim),
+        land.batch_grad, land.block or block_for(spec.dim, spec.particles),
     )  # fmt: skip
 
 
