@@ -156,8 +156,8 @@ def numpy_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.ndarra
     return run
 
 
-def jax_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.ndarray]:
-    """``jit(scan(vmap(step)))`` with ``jax.grad``; compiled ahead of time; returns a runner."""
+def _jax(dtype: str) -> tuple[Any, Any]:
+    """``(jax, jax.numpy)`` with 64-bit floats enabled for float64; PeerUnavailable without JAX."""
     try:
         import jax
     except ImportError:
@@ -166,6 +166,12 @@ def jax_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.ndarray]
         jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
+    return jax, jnp
+
+
+def jax_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.ndarray]:
+    """``jit(scan(vmap(step)))`` with ``jax.grad``; compiled ahead of time; returns a runner."""
+    jax, jnp = _jax(dtype)
     dt = jnp.dtype(dtype)
 
     def loss(x):  # type: ignore[no-untyped-def]
@@ -211,14 +217,7 @@ def jax_direct_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.n
     The gradient is written out (as descentlab's landscape does) on the (N,) columns of
     x, m and v, so XLA fuses each step into one loop over the particles.
     """
-    try:
-        import jax
-    except ImportError:
-        raise PeerUnavailable("jax not installed (pip install 'descentlab[bench]')") from None
-    if dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
+    jax, jnp = _jax(dtype)
     dt = jnp.dtype(dtype)
 
     def scan_step(carry, consts):  # type: ignore[no-untyped-def]

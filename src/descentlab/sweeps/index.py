@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
+from ..engine.store import _attach, _scale
+
 if TYPE_CHECKING:
     from .spec import SweepPlan
 
@@ -106,15 +108,6 @@ def point_summary(path: Path) -> tuple[str, dict[str, Any]]:
     return ("partial" if partial_path(path).exists() else "pending"), empty_summary()
 
 
-def _scale(f: h5py.Group, name: str, data: np.ndarray) -> h5py.Dataset:
-    ds = f.create_dataset(name, data=data)
-    ds.make_scale(name)
-    return ds
-
-
-def _attach(ds: h5py.Dataset, *scales: h5py.Dataset) -> None:
-    for i, sc in enumerate(scales):
-        ds.dims[i].attach_scale(sc)
 
 
 def _strings(values: Sequence[str]) -> np.ndarray:
