@@ -22,8 +22,10 @@ from descentlab.optimizers import OPTIMIZERS
 from reference import optimizer_update, simulate_reference
 
 
-def _land(name: str, fallback: str = "himmelblau") -> str:
-    return name if name in LANDSCAPES else fallback
+def _land(name: str) -> str:
+    """A registered landscape's name; a missing one is an error, never a silent substitute."""
+    assert name in LANDSCAPES, f"landscape {name!r} is not registered"
+    return name
 
 
 def _spec(land: str, opt: dict[str, Any], dtype: str = "float64", **kw: Any) -> dict[str, Any]:
