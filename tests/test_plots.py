@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 import matplotlib.image as mpimg
 import numpy as np
@@ -65,3 +67,19 @@ def test_each_plot_function(tmp_path):
     ]
     for p in paths:
         _check_png(p)
+
+
+def test_importing_and_plotting_keep_the_users_backend(tmp_path: Path) -> None:
+    """descentlab never switches matplotlib's backend (a notebook's or a GUI's stays as it was)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, matplotlib; matplotlib.use('pdf'); "
+        "import descentlab, descentlab.demo, descentlab.sweeps.analysis, descentlab.analysis.plots as p; "
+        "fig, ax = p.new_figure(); ax.plot([0, 1]); p._save(fig, sys.argv[1]); print(matplotlib.get_backend())"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f.png")], capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    assert out.stdout.strip() == "pdf"
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

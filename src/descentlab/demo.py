@@ -45,11 +45,7 @@ def run_demo(
     out_dir: str | Path, *, particles: int = 10_000, steps: int = 500, echo: Callable[[str], None] = print
 ) -> list[Path]:
     """Run the demo into ``out_dir``; returns the paths written (files and figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from .analysis.plots import new_figure
     from .engine.store import open_run, write_run
     from .landscapes import get_landscape
 
@@ -58,7 +54,7 @@ def run_demo(
     land = get_landscape("himmelblau")
     minima = land.minima({}, 2)
     written: list[Path] = []
-    fig, axes = plt.subplots(1, len(DEMO_OPTIMIZERS), figsize=(5.2 * len(DEMO_OPTIMIZERS), 5.0), dpi=110)
+    fig, axes = new_figure((5.2 * len(DEMO_OPTIMIZERS), 5.0), 1, len(DEMO_OPTIMIZERS), dpi=110)
     gx, gy, gz = _contour_grid(land, -5.5, 5.5)
     rng = np.random.default_rng(0)
     for ax, (label, opt) in zip(np.atleast_1d(axes), DEMO_OPTIMIZERS, strict=True):
@@ -97,7 +93,6 @@ def run_demo(
     fig.tight_layout()
     fig_path = out_dir / "himmelblau_trajectories.png"
     fig.savefig(fig_path)
-    plt.close(fig)
     written.append(fig_path)
     echo(f"{fig_path}: figure")
 

@@ -1,5 +1,9 @@
-"""Figures (matplotlib, headless Agg backend). Each function writes one PNG of
-:data:`FIGSIZE` at :data:`DPI` (640 x 480 pixels) and returns its path."""
+"""Figures (matplotlib). Each function writes one PNG of :data:`FIGSIZE` at :data:`DPI`
+(640 x 480 pixels) and returns its path.
+
+Figures are made with :func:`new_figure` (``matplotlib.figure.Figure``, not pyplot): they
+need no GUI backend and never touch the user's, so importing descentlab in a notebook or
+a GUI session leaves matplotlib's backend as it was."""
 
 from __future__ import annotations
 
@@ -8,11 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")  # headless; before pyplot is imported
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
 
 FIGSIZE = (6.4, 4.8)
 DPI = 100
@@ -21,11 +23,16 @@ PIXELS = (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI))
 _OUTCOME_COLOURS = {-1: "#bbbbbb", -2: "#000000", -3: "#7f3f00"}
 
 
+def new_figure(figsize: tuple[float, float] = FIGSIZE, nrows: int = 1, ncols: int = 1, **kw: Any) -> tuple[Any, Any]:
+    """``(figure, axes)`` like ``pyplot.subplots``, without pyplot (no backend, no global state)."""
+    fig = Figure(figsize=figsize, **kw)
+    return fig, fig.subplots(nrows, ncols)
+
+
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, format="png")
-    plt.close(fig)
     return path
 
 
@@ -33,7 +40,7 @@ def contour_trajectories(lm: Any, low: Sequence[float], high: Sequence[float], t
                          attractors: np.ndarray, names: Sequence[str], path: str | Path,
                          title: str = "") -> Path:  # fmt: skip
     """Loss contours of a 2-D landscape, sample trajectories (n, R, 2) and attractors (K, 2)."""
-    fig, ax = plt.subplots(figsize=FIGSIZE)
+    fig, ax = new_figure()
     gx = np.linspace(low[0], high[0], 120)
     gy = np.linspace(low[1], high[1], 120)
     mx, my = np.meshgrid(gx, gy)
@@ -68,12 +75,12 @@ def basin_map(grid: np.ndarray, low: Sequence[float], high: Sequence[float], nam
     grid = np.asarray(grid)
     k = len(names)
     codes = sorted(set(np.unique(grid).tolist()) | set(range(k)))
-    base = plt.get_cmap("tab20")
+    base = matplotlib.colormaps["tab20"]
     colours = [_OUTCOME_COLOURS.get(c, base(c % 20)) for c in codes]
     cmap = ListedColormap(colours)
     bounds = np.array([*codes, codes[-1] + 1], dtype=float) - 0.5
     norm = BoundaryNorm(bounds, cmap.N)
-    fig, ax = plt.subplots(figsize=FIGSIZE)
+    fig, ax = new_figure()
     ax.imshow(grid.T, origin="lower", extent=(low[0], high[0], low[1], high[1]), cmap=cmap, norm=norm,
               interpolation="nearest", aspect="auto")  # fmt: skip
     from matplotlib.patches import Patch
@@ -91,7 +98,7 @@ def basin_map(grid: np.ndarray, low: Sequence[float], high: Sequence[float], nam
 
 def ecdf(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str | Path, title: str = "") -> Path:
     """ECDFs of steps-to-target: curves of (label, budgets, fraction)."""
-    fig, ax = plt.subplots(figsize=FIGSIZE)
+    fig, ax = new_figure()
     for label, budgets, frac in curves:
         b = np.maximum(np.asarray(budgets, dtype=float), 0.5)
         ax.step(b, frac, where="post", label=label)
@@ -108,7 +115,7 @@ def ecdf(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str | Path,
 def loss_bands(bands: Sequence[tuple[str, np.ndarray, np.ndarray, Sequence[float]]], path: str | Path,
                title: str = "") -> Path:  # fmt: skip
     """Median loss and quantile bands per run: (label, steps (R,), quantiles (Q, R), levels (Q,))."""
-    fig, ax = plt.subplots(figsize=FIGSIZE)
+    fig, ax = new_figure()
     floor = np.inf
     for i, (label, steps, q, levels) in enumerate(bands):
         colour = f"C{i % 10}"
@@ -134,7 +141,7 @@ def loss_bands(bands: Sequence[tuple[str, np.ndarray, np.ndarray, Sequence[float
 def spectra(eigenvalues: np.ndarray, names: Sequence[str], path: str | Path, title: str = "") -> Path:
     """Hessian eigenvalues of each attractor / critical point (one row of dots each)."""
     eig = np.asarray(eigenvalues, dtype=float).reshape(len(names), -1) if len(names) else np.zeros((0, 1))
-    fig, ax = plt.subplots(figsize=FIGSIZE)
+    fig, ax = new_figure()
     for i, row in enumerate(eig[:30]):
         ax.scatter(row, np.full(row.shape, i), s=12, c=np.where(row < 0, "tab:red", "tab:blue"))
     ax.axvline(0.0, color="k", lw=0.5)
@@ -150,7 +157,7 @@ def spectra(eigenvalues: np.ndarray, names: Sequence[str], path: str | Path, tit
 def index_vs_loss(loss: np.ndarray, index: np.ndarray, path: str | Path, title: str = "",
                   highlight: tuple[np.ndarray, np.ndarray] | None = None) -> Path:  # fmt: skip
     """Critical-point census: index (fraction of negative eigenvalues) against loss."""
-    fig, ax = plt.subplots(figsize=FIGSIZE)
+    fig, ax = new_figure()
     ax.scatter(loss, index, s=6, alpha=0.5, label="end points")
     if highlight is not None and len(highlight[0]):
         ax.scatter(highlight[0], highlight[1], s=40, marker="*", color="tab:red", label="attractors / saddles")

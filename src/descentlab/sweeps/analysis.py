@@ -117,7 +117,7 @@ def sweep_figures(plan: SweepPlan, data: Any, summaries: dict[int, dict[str, Any
                   out: Path) -> dict[str, Path]:  # fmt: skip
     import h5py
 
-    from ..analysis.plots import FIGSIZE, _save, plt
+    from ..analysis.plots import _save, new_figure
 
     figs: dict[str, Path] = {}
     axes = _varying(plan)
@@ -132,7 +132,7 @@ def sweep_figures(plan: SweepPlan, data: Any, summaries: dict[int, dict[str, Any
         numeric = _numeric(xval)
         for name, metric in metrics.items():
             g = _group(plan, metric, [x] + ([line] if line else []))
-            fig, ax = plt.subplots(figsize=FIGSIZE)
+            fig, ax = new_figure()
             lines = list(dict.fromkeys(json.dumps(v) for v in plan.axes[line])) if line else [None]
             for lv in lines:
                 ys = [g.get((xv,) + ((lv,) if line else ()), np.nan) for xv in xs]
@@ -154,7 +154,7 @@ def sweep_figures(plan: SweepPlan, data: Any, summaries: dict[int, dict[str, Any
             metric = metrics["median_final_loss"]
             g = _group(plan, metric, [x, line])
             grid = np.array([[g.get((a, b), np.nan) for a in xs] for b in ys_])
-            fig, ax = plt.subplots(figsize=FIGSIZE)
+            fig, ax = new_figure()
             show = np.log10(np.where(grid > 0, grid, np.nan)) if np.nanmin(grid) > 0 else grid
             im = ax.imshow(show, aspect="auto", origin="lower", cmap="viridis")
             ax.set_xticks(range(len(xs)), [f"{v:.3g}" if isinstance(v, float) else str(v) for v in xval],
@@ -168,7 +168,7 @@ def sweep_figures(plan: SweepPlan, data: Any, summaries: dict[int, dict[str, Any
             figs["heatmap"] = _save(fig, out / f"heatmap_median_final_loss_{x}_{line}.png")
         if summaries and "basin_fraction" in data:
             bf = data.basin_fraction.values
-            fig, ax = plt.subplots(figsize=FIGSIZE)
+            fig, ax = new_figure()
             for j, bname in enumerate(data.basin_name.values):
                 g = _group(plan, bf[:, j], [x])
                 ax.plot(xval if numeric else range(len(xs)), [g.get((v,), np.nan) for v in xs], marker="o",
@@ -181,7 +181,7 @@ def sweep_figures(plan: SweepPlan, data: Any, summaries: dict[int, dict[str, Any
             ax.legend(fontsize=7)
             ax.set_title(f"basin fractions vs {x}")
             figs["basins"] = _save(fig, out / f"basins_vs_{x}.png")
-    fig, ax = plt.subplots(figsize=FIGSIZE)
+    fig, ax = new_figure()
     for p in plan.points:
         try:
             with h5py.File(directory / p.file_name, "r") as f:
