@@ -169,6 +169,18 @@ def _jax(dtype: str) -> tuple[Any, Any]:
     return jax, jnp
 
 
+def _jax_runner(jax: Any, xj: Any, run_all: Callable[..., Any], consts: Any) -> Callable[[], np.ndarray]:
+    """``run_all(xj, consts)`` compiled ahead of time; the runner waits for the result."""
+    compiled = jax.jit(run_all).lower(xj, consts).compile()
+
+    def run() -> np.ndarray:
+        out = compiled(xj, consts)
+        out.block_until_ready()
+        return np.asarray(out)
+
+    return run
+
+
 def jax_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.ndarray]:
     """``jit(scan(vmap(step)))`` with ``jax.grad``; compiled ahead of time; returns a runner."""
     jax, jnp = _jax(dtype)
@@ -200,15 +212,7 @@ def jax_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.ndarray]
         (x, _, _), _ = jax.lax.scan(scan_step, (x, z, z), consts, length=steps)
         return x
 
-    xj = jnp.asarray(x0, dtype=dt)
-    compiled = jax.jit(run_all).lower(xj, consts).compile()
-
-    def run() -> np.ndarray:
-        out = compiled(xj, consts)
-        out.block_until_ready()
-        return np.asarray(out)
-
-    return run
+    return _jax_runner(jax, jnp.asarray(x0, dtype=dt), run_all, consts)
 
 
 def jax_direct_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.ndarray]:
@@ -243,15 +247,7 @@ def jax_direct_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.n
         (a, b, *_), _ = jax.lax.scan(scan_step, (a, b, z, z, z, z), consts, length=steps)
         return jnp.stack([a, b], axis=1)
 
-    xj = jnp.asarray(x0, dtype=dt)
-    compiled = jax.jit(run_all).lower(xj, consts).compile()
-
-    def run() -> np.ndarray:
-        out = compiled(xj, consts)
-        out.block_until_ready()
-        return np.asarray(out)
-
-    return run
+    return _jax_runner(jax, jnp.asarray(x0, dtype=dt), run_all, consts)
 
 
 def torch_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.ndarray]:
