@@ -16,7 +16,7 @@ reported on its own. Cases (one dtype each):
 * ``jax``: ``jit(scan)`` of the direct vectorised Rosenbrock + Adam in a fresh process
   (first call minus a second call), if JAX is installed.
 
-python benchmarks/compile_time.py [--dtypes float64,float32] [--markdown benchmarks/RESULTS.md]
+python benchmarks/compile_time.py [--dtypes float64,float32] [--load K]
 """
 
 from __future__ import annotations
@@ -134,11 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dtypes", default="float64,float32")
     p.add_argument("--note", default="", help="a line printed under the table (machine, load)")
+    p.add_argument("--load", type=int, default=0, metavar="K", help="K busy background processes meanwhile")
     args = p.parse_args(argv)
+    from descentlab.bench import BackgroundLoad
+
     rows = {}
-    for dtype in args.dtypes.split(","):
-        rows[dtype] = measure(dtype)
-        print(dtype, {k: round(v, 2) for k, v in rows[dtype].items()}, flush=True)
+    with BackgroundLoad(args.load):
+        for dtype in args.dtypes.split(","):
+            rows[dtype] = measure(dtype)
+            print(dtype, {k: round(v, 2) for k, v in rows[dtype].items()}, flush=True)
     print(markdown(rows, args.note))
     return 0
 
