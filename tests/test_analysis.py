@@ -200,7 +200,8 @@ def test_analytic_hessian_without_compiling():
     lm = LandscapeMath(get_landscape("saddle"), {}, 2)
     cp = analyze_points(lm, np.zeros((1, 2)), compiled=False)
     np.testing.assert_allclose(cp.eigenvalues[0], [-2.0, 2.0])
-    assert cp.index[0] == 0.5
+    assert cp.index[0] == 1 and cp.index_fraction[0] == 0.5  # one of two eigenvalues negative
+    assert cp.classes[0] == f"saddle (index {int(cp.index[0])})"
 
 
 def test_wilson_and_fractions():
@@ -256,6 +257,7 @@ def test_census_index_vs_loss():
     lm = LandscapeMath(get_landscape("double_well"), {"barrier": 1.0}, 3)
     pts = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
     c = census(lm, pts, lm.value(pts))
-    np.testing.assert_allclose(c["index"], [1 / 3, 0.0, 0.0])
+    np.testing.assert_allclose(c["index"], [1, 0, 0])  # negative eigenvalues, as in "saddle (index 1)"
+    np.testing.assert_allclose(c["index_fraction"], [1 / 3, 0.0, 0.0])
     np.testing.assert_allclose(c["loss"], [1.0, 0.0, 0.0])
     assert c["row"].tolist() == [0, 1, 2]

@@ -20,8 +20,9 @@ path                                  shape      meaning
 ``/analysis/attractors/*``            (K, ...)   position, name, kind, count, loss,
                                                  extent, known, eigenvalues (K, D),
                                                  classification, sharpness, trace,
-                                                 index, grad_norm, fraction, ci_low,
-                                                 ci_high
+                                                 index (number of negative eigenvalues),
+                                                 index_fraction, grad_norm, fraction,
+                                                 ci_low, ci_high
 ``/analysis/outcomes/*``              (K+3,)     code, name, count, fraction, ci_low,
                                                  ci_high (attractors + other outcomes)
 ``/analysis/known/*``                 (P, ...)   the landscape's known minima/saddles:
@@ -34,7 +35,8 @@ path                                  shape      meaning
                                                  (N, T) (-1 never), ecdf_budget,
                                                  ecdf, record_step, loss_quantile
                                                  (Q, R), quantile_level
-``/analysis/census/*``                (M,)       loss, index, sharpness, row (D >= 3)
+``/analysis/census/*``                (M,)       loss, index (count of negative eigenvalues),
+                                                 index_fraction, sharpness, row (D >= 3)
 ====================================  =========  ======================================
 
 The core functions in the submodules take NumPy arrays; :func:`analyze_arrays`
@@ -435,8 +437,8 @@ def make_figures(ar: AnalysisResult, data: RunData, plots_dir: str | Path, stem:
         figs["spectra"] = plots.spectra(eig, names, out / f"{stem}_spectra.png", title)
     if ar.census is not None:
         figs["index_vs_loss"] = plots.index_vs_loss(
-            ar.census["loss"], ar.census["index"], out / f"{stem}_index_vs_loss.png", title,
-            highlight=(ar.attractors.losses, ar.critical.index),
+            ar.census["loss"], ar.census["index_fraction"], out / f"{stem}_index_vs_loss.png", title,
+            highlight=(ar.attractors.losses, ar.critical.index_fraction),
         )  # fmt: skip
     return figs
 
@@ -497,7 +499,7 @@ def _write_group(f: Any, ar: AnalysisResult) -> None:
     for name, arr in {
         "position": att.positions, "count": att.counts, "loss": att.losses, "extent": att.extents,
         "eigenvalues": cp.eigenvalues, "sharpness": cp.sharpness, "trace": cp.trace, "index": cp.index,
-        "grad_norm": cp.grad_norm, **fr,
+        "index_fraction": cp.index_fraction, "grad_norm": cp.grad_norm, **fr,
     }.items():  # fmt: skip
         a.create_dataset(name, data=np.asarray(arr))
     for name, lst in {

@@ -216,8 +216,10 @@ class CriticalPoints:
     """Hessian analysis at a set of points: positions (K, D), gradient norms (K,),
     eigenvalues (K, D) ascending - (K, 2k), the k smallest and k largest, for a
     model above :data:`DENSE_HESSIAN_MAX` parameters -, classes, sharpness (K,)
-    = largest eigenvalue, trace (K,), index (K,) = fraction of negative
-    eigenvalues (a lower bound when the k smallest are all negative), losses (K,)."""
+    = largest eigenvalue, trace (K,), index (K,) = the number of negative
+    eigenvalues (as in the classes' "saddle (index k)"; a lower bound when the k
+    smallest are all negative; NaN where the Hessian is not finite), losses (K,).
+    :attr:`index_fraction` is index / D (Dauphin et al. 2014's alpha)."""
 
     positions: np.ndarray
     grad_norm: np.ndarray
@@ -227,6 +229,11 @@ class CriticalPoints:
     sharpness: np.ndarray
     trace: np.ndarray
     index: np.ndarray
+
+    @property
+    def index_fraction(self) -> np.ndarray:
+        """(K,) the fraction of negative eigenvalues, index / D."""
+        return self.index / max(1, self.positions.shape[1])
 
 
 def refine(lm: LandscapeMath, x0: np.ndarray, tol: float, iters: int = 30) -> np.ndarray:
@@ -270,7 +277,7 @@ def analyze_points(lm: LandscapeMath, x: np.ndarray, eig_tol: float = EIG_TOL,
     classes = [classify(row, eig_tol) for row in lam]
     with np.errstate(invalid="ignore"):
         tol = eig_tol * np.maximum(1.0, np.nanmax(np.abs(lam), axis=1, initial=0.0))
-        index = np.sum(lam < -tol[:, None], axis=1) / lm.dim
+        index = np.sum(lam < -tol[:, None], axis=1).astype(np.float64)
     index = np.where(ok, index, np.nan)
     return CriticalPoints(
         positions=x, grad_norm=gn, losses=losses, eigenvalues=lam, classes=classes,
@@ -306,7 +313,7 @@ def _analyze_extremes(lm: ModelMath, x: np.ndarray, eig_tol: float) -> CriticalP
     classes = [classify(row, eig_tol, extremes=kk) for row in lam]
     with np.errstate(invalid="ignore"):
         tol = eig_tol * np.maximum(1.0, np.nanmax(np.abs(lam), axis=1, initial=0.0))
-        index = np.where(np.isfinite(lam[:, 0]), np.sum(lam[:, :kk] < -tol[:, None], axis=1) / lm.dim, np.nan)
+        index = np.where(np.isfinite(lam[:, 0]), np.sum(lam[:, :kk] < -tol[:, None], axis=1), np.nan)
     gn = np.linalg.norm(lm.grad(x), axis=1) if k else np.zeros(0)
     return CriticalPoints(
         positions=x, grad_norm=gn, losses=lm.value(x) if k else np.zeros(0), eigenvalues=lam, classes=classes,
@@ -316,11 +323,11 @@ def _analyze_extremes(lm: ModelMath, x: np.ndarray, eig_tol: float) -> CriticalP
 
 def census(lm: LandscapeMath, points: np.ndarray, losses: np.ndarray, max_points: int = 2000,
            eig_tol: float = EIG_TOL) -> dict[str, np.ndarray]:  # fmt: skip
-    """Critical-point census: index (fraction of negative eigenvalues) vs loss.
+    """Critical-point census: index (number of negative eigenvalues) and its fraction vs loss.
 
     ``points`` (n, D) end points (and saddles found); at most ``max_points``,
-    taken evenly strided. Returns ``{"loss", "index", "sharpness", "row"}``
-    (row: which input point each entry came from).
+    taken evenly strided. Returns ``{"loss", "index", "index_fraction", "sharpness",
+    "row"}`` (row: which input point each entry came from).
     """
     points = np.asarray(points, dtype=np.float64)
     n = points.shape[0]
@@ -330,5 +337,5 @@ def census(lm: LandscapeMath, points: np.ndarray, losses: np.ndarray, max_points
     cp = analyze_points(lm, points[rows], eig_tol)
     return {
         "loss": np.asarray(losses, dtype=np.float64)[rows], "index": cp.index,
-        "sharpness": cp.sharpness, "row": rows,
+        "index_fraction": cp.index_fraction, "sharpness": cp.sharpness, "row": rows,
     }  # fmt: skip
