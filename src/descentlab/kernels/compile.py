@@ -91,10 +91,7 @@ def build(
     if target == "cuda":
         from .cuda import make_cuda_kernels
 
-        salt = _source_salt(
-            [value, grad, bgrad, hess, *steps], (state_slices, hyper_slices, needs_hessian, target, block)
-        )
         dispatch = make_dispatch(steps, state_slices, hyper_slices)
-        run_chunk, evaluate, hessian = make_cuda_kernels(value, grad, bgrad, hess, dispatch, needs_hessian, salt)
+        run_chunk, evaluate, hessian = make_cuda_kernels(value, grad, bgrad, hess, dispatch, needs_hessian)
         return Kernels(run_chunk, evaluate, hessian, "cuda")
     raise ValueError(f"run.target: unknown target {target!r}; expected 'cpu' or 'cuda'")

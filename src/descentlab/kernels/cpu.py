@@ -145,7 +145,7 @@ def _probe_args(kind: str, dtype: np.dtype) -> tuple[Any, ...]:
     a2 = np.zeros((1, 1), dtype)
     a3 = np.zeros((1, 1, 1), dtype)
     z = np.uint64(0)
-    if kind in ("value",):
+    if kind == "value":
         return (a2, a1, a2, a1, z, z)
     if kind == "grad":
         return (a2, a1, a2, a2, z, z)

@@ -46,7 +46,7 @@ def _cuda() -> Any:
     return cuda
 
 
-def make_cuda_kernels(l_value, l_grad, l_bgrad, l_hess, o_step, needs_hessian, salt):  # type: ignore[no-untyped-def]
+def make_cuda_kernels(l_value, l_grad, l_bgrad, l_hess, o_step, needs_hessian):  # type: ignore[no-untyped-def]
     """Host-callable ``(run_chunk, evaluate, hessian)`` with the CPU kernels' signatures."""
     _cuda()
     use_hess = needs_hessian
@@ -167,5 +167,4 @@ def make_cuda_kernels(l_value, l_grad, l_bgrad, l_hess, o_step, needs_hessian, s
         hess_kernel[grid(n)](cuda.to_device(X), lp, cuda.device_array((lrows, n), X.dtype), d_h)
         H[...] = np.moveaxis(d_h.copy_to_host(), 2, 0)
 
-    _ = salt
     return run_chunk, evaluate, hessian
