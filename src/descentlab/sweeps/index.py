@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
-from ..engine.store import _attach, _scale
+from ..engine.store import attach as _attach
+from ..engine.store import scale as _scale
 
 if TYPE_CHECKING:
     from .spec import SweepPlan
