@@ -19,7 +19,7 @@ final positions after T steps on a few particles are checked against
 descentlab's (float64 rtol 1e-6): otherwise it is not the same workload.
 Slow peers time fewer steps (``--peer-budget``); the table says so.
 
-Run ``python benchmarks/run.py --help`` (or ``descentlab bench``).
+Run ``python benchmarks/run.py --help`` (or ``descentlab bench --help-bench`` in a checkout of the repository).
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def _spec(n: int, dtype: str, steps: int, landscape: str = "rosenbrock", dim: in
 
 
 def _simulation(n: int, dtype: str, steps: int, landscape: str = "rosenbrock", dim: int = 2) -> Any:
-    from .engine.run import Simulation
-    from .engine.spec import parse_spec
+    from descentlab.engine.run import Simulation
+    from descentlab.engine.spec import parse_spec
 
     return Simulation(parse_spec(_spec(n, dtype, steps, landscape, dim)))
 
@@ -87,7 +87,7 @@ def time_descentlab(
 
 def time_simulate(n: int, dtype: str, steps: int, repeats: int) -> float:
     """Best seconds of ``descentlab.simulate(spec)`` end to end (kernels already compiled)."""
-    from .engine.run import simulate
+    from descentlab.engine.run import simulate
 
     simulate(_spec(min(n, 1024), dtype, 1))  # loads the kernels
     return _best_of(lambda: simulate(_spec(n, dtype, steps)), repeats)
@@ -413,7 +413,7 @@ def measure_highdim(
     log: Callable[[str], None],
 ) -> tuple[list[Row], list[str]]:  # fmt: skip
     """The second workload: Adam on D-dimensional landscapes; (rows, notes on landscapes not registered)."""
-    from .landscapes.registry import LANDSCAPES
+    from descentlab.landscapes.registry import LANDSCAPES
 
     rows, notes = [], []
     for name in landscapes:

@@ -7,6 +7,7 @@ nothing written), 1 internal error.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from enum import StrEnum
@@ -319,13 +320,31 @@ def demo(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
-    """The benchmark suite: descentlab vs NumPy / JAX / PyTorch (options: descentlab bench --help-bench)."""
-    from .bench import main as bench_main
+    """The benchmark suite: descentlab vs NumPy / JAX / PyTorch (options: descentlab bench --help-bench).
 
+    A thin wrapper around ``benchmarks/run.py`` of a checkout of the repository (the suite is
+    not part of the installed package): found next to the package's source tree, or in the
+    folder named by ``DESCENTLAB_BENCHMARKS``.
+    """
+    import runpy
+
+    script = benchmarks_dir() / "run.py"
     args = ["--help" if a == "--help-bench" else a for a in ctx.args]
-    rc = bench_main(args)
+    rc = runpy.run_path(str(script))["main"](args)
     if rc:
         raise typer.Exit(rc)
+
+
+def benchmarks_dir() -> Path:
+    """The repository's ``benchmarks/`` folder (:class:`UserError` when there is none)."""
+    env = os.environ.get("DESCENTLAB_BENCHMARKS")
+    candidates = [Path(env)] if env else [Path(__file__).resolve().parents[2] / "benchmarks", Path.cwd() / "benchmarks"]
+    for folder in candidates:
+        if (folder / "run.py").is_file() and (folder / "suite.py").is_file():
+            return folder
+    raise UserError("bench: the benchmark suite lives in the repository's benchmarks/ folder, which was not found "
+                    f"(looked in {', '.join(map(str, candidates))}); clone the repository and run it there, "
+                    "or set DESCENTLAB_BENCHMARKS")  # fmt: skip
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
