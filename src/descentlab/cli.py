@@ -272,8 +272,8 @@ def landscapes() -> None:
         typer.echo(f"{name:<18} {dim:<20} {params}")
         typer.echo(f"{'':<18} {land.description}; init box {list(land.init_box)}")
     from .data.datasets import DATASETS
-    from .engine.finite_sum import MODEL_LANDSCAPES
     from .models.init import MODEL_INIT_SCHEMES
+    from .problems.finite_sum import MODEL_LANDSCAPES
 
     typer.echo("\nmodels trained on a [data] set (finite sums; [batch] size, shuffle, drop_last, schedule):")
     for name, kind in MODEL_LANDSCAPES.items():

@@ -126,9 +126,9 @@ class AnalysisResult:
 
 
 def _landscape(spec: Mapping[str, Any]) -> LandscapeMath:
-    from ..engine.finite_sum import MODEL_LANDSCAPES
     from ..engine.spec import SpecError, parse_spec
     from ..engine.store import StoreError
+    from ..problems.finite_sum import MODEL_LANDSCAPES
 
     try:
         rs = parse_spec(spec, memory_check=False)

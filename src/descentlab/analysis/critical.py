@@ -97,7 +97,7 @@ class LandscapeMath:
 class ModelMath(LandscapeMath):
     """A finite-sum landscape (model x training set) with NumPy value, gradient and Hessian-vector products.
 
-    ``fs`` is the run's :class:`descentlab.engine.finite_sum.FiniteSum`; the
+    ``fs`` is the run's :class:`descentlab.problems.finite_sum.FiniteSum`; the
     loss is the full-batch training loss (batch normalization with full-data
     statistics, as the kernels' value).
     """

@@ -84,7 +84,7 @@ class Simulation:
         ids = np.arange(self.start, self.stop, dtype=np.int64)
         land = spec.landscape
         if spec.finite_sum is not None and spec.init["scheme"] != "points":
-            from .finite_sum import initial_positions as model_positions
+            from ..problems.finite_sum import initial_positions as model_positions
 
             init = model_positions(spec.finite_sum, spec.init, ids, spec.seed)
         else:
@@ -106,7 +106,7 @@ class Simulation:
         self.step = 0
         self.metrics = None
         if spec.finite_sum is not None:
-            from .finite_sum import Metrics
+            from ..problems.finite_sum import Metrics
 
             self.metrics = Metrics(spec.finite_sum, self.kernels.evaluate, self.dtype)
         self.tol2 = float(spec.grad_tol) ** 2
@@ -249,7 +249,7 @@ def simulate(
     traj_x = np.concatenate([r.x for r in recs], axis=1)
     metrics: dict[str, np.ndarray] = {}
     if rs.finite_sum is not None:
-        from .finite_sum import init_stats
+        from ..problems.finite_sum import init_stats
 
         assert sim.metrics is not None
         metrics.update(sim.metrics.at(traj_x))

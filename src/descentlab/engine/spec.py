@@ -25,7 +25,7 @@ from ..landscapes.base import Landscape
 from ..optimizers import get_optimizer
 from ..optimizers.base import Optimizer
 from ..optimizers.schedules import pack_schedule
-from .finite_sum import MODEL_LANDSCAPES
+from ..problems.finite_sum import MODEL_LANDSCAPES
 from .init import count_particles, load_points
 
 #: Share of the machine's memory (or of its cgroup limit) a run may plan to use; see memory_limit().
@@ -133,7 +133,7 @@ class RunSpec:
     patience: int
     bound: float
     resolved: dict[str, Any] = field(default_factory=dict)
-    finite_sum: Any = None  # engine.finite_sum.FiniteSum of a model run
+    finite_sum: Any = None  # problems.finite_sum.FiniteSum of a model run
 
     @property
     def n_records(self) -> int:
@@ -554,7 +554,7 @@ def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = Tru
 
 
 def _finite_sum(spec: Mapping[str, Any], base: Path) -> tuple[Any, Landscape, dict[str, Any]]:
-    from .finite_sum import parse_finite_sum
+    from ..problems.finite_sum import parse_finite_sum
 
     data = spec.get("data")
     if data is not None and not isinstance(data, Mapping):
@@ -591,7 +591,7 @@ def _epochs(run: RunTable, raw: Mapping[str, Any], fs: Any) -> RunTable:
 
 
 def _model_init(spec: Mapping[str, Any], dim: int, base: Path) -> dict[str, Any]:
-    from .finite_sum import parse_init
+    from ..problems.finite_sum import parse_init
 
     table = _table(spec, "init")
     try:

@@ -272,7 +272,7 @@ def _particles_per_chunk(n: int, per_particle: int) -> int:
 def _create_finite_sum_layout(f: h5py.File, sim: Simulation, rc: int, p_t: h5py.Dataset, r_t: h5py.Dataset,
                               chunks: tuple[int, ...]) -> None:  # fmt: skip
     """``/data`` (the data set, and how to rebuild it) and ``/metrics`` of a model run."""
-    from ..finite_sum import init_stats
+    from ...problems.finite_sum import init_stats
 
     fs = sim.spec.finite_sum
     d = f.create_group("data")
