@@ -75,10 +75,17 @@ def run_sweep(
     write_sweep_index(out, plan)
     ex = executor or LocalExecutor()
     tasks = [Task(f"descentlab-point-{p.index}-{p.hash}", p.spec, str(out / p.file_name)) for p in plan.points]
+    known: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def done(task: Task, res: dict[str, Any]) -> None:
+        if "summary" in res:
+            known[Path(task.out).name] = (res["status"], res["summary"])
+
     try:
-        ex.run(tasks, progress=progress, unit="point", chunk_steps=chunk_steps, checkpoint_every=checkpoint_every)
+        ex.run(tasks, progress=progress, unit="point", chunk_steps=chunk_steps, checkpoint_every=checkpoint_every,
+               on_done=done)  # fmt: skip
     finally:
-        write_sweep_index(out, plan)
+        write_sweep_index(out, plan, known=known)
     return out / INDEX_NAME
 
 

@@ -40,6 +40,7 @@ def run_task(spec: dict[str, Any], out: str, particles: tuple[int, int] | None =
     import h5py
 
     from ..engine.store import partial_path, write_run
+    from .index import read_point
 
     if threads is not None:
         import numba
@@ -62,10 +63,9 @@ def run_task(spec: dict[str, Any], out: str, particles: tuple[int, int] | None =
             raise
         partial_path(path).unlink(missing_ok=True)
         write_run(spec, path, resume=False, **kw)
-    with h5py.File(path, "r") as f:
-        compile_time = float(f.attrs.get("compile_time", 0.0))
+    status, summary, compile_time = read_point(path)  # one read: the index needs no other
     return {"out": out, "skipped": False, "pid": os.getpid(), "seconds": time.perf_counter() - t0,
-            "compile_time": compile_time}  # fmt: skip
+            "compile_time": compile_time, "status": status, "summary": summary}  # fmt: skip
 
 
 def _bar(total: int, show: bool | None, unit: str) -> Any:
