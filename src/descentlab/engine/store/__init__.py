@@ -20,9 +20,10 @@ named dims.
 Writing: the file is built as ``OUT.partial`` and moved into place with
 :func:`os.replace` once complete (root attr ``complete=True``). The engine runs
 the (nogil) kernel in the main thread while a writer thread drains a bounded
-queue: records of a chunk, then a checkpoint into the slot *not* in use, a
-flush, and only then the checkpoint pointer (``/checkpoint`` attrs) and a second
-flush. A run killed at any moment therefore leaves a partial file whose current
+queue (files under 64 MiB are written by the main thread between chunks): records
+of a chunk, then - every ``checkpoint_every`` seconds - a checkpoint into the slot
+*not* in use, a flush, and only then the checkpoint pointer (``/checkpoint`` attrs)
+and a second flush. A run killed at any moment therefore leaves a partial file whose current
 checkpoint is intact and whose records up to that checkpoint are on disk;
 :func:`write_run` with ``resume=True`` continues from it, bit for bit.
 
