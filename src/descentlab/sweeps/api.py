@@ -74,7 +74,8 @@ def run_sweep(
     out.mkdir(exist_ok=True)
     write_sweep_index(out, plan)
     ex = executor or LocalExecutor()
-    tasks = [Task(f"descentlab-point-{p.index}-{p.hash}", p.spec, str(out / p.file_name)) for p in plan.points]
+    tasks = [Task(f"descentlab-point-{p.index}-{p.hash}", p.spec, str(out / p.file_name), run=p.run)
+             for p in plan.points]  # fmt: skip
     known: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def done(task: Task, res: dict[str, Any]) -> None:
