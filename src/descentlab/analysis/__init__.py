@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.status import Status
 from . import attractors as _att
 from . import basins as _bas
 from . import convergence as _conv
@@ -266,7 +267,7 @@ def analyze_arrays(
     if kmin and np.all(np.isfinite(kmin)):
         f_opt = float(min(kmin))
     else:
-        fin = final_loss[np.isfinite(final_loss) & (status != 2)]
+        fin = final_loss[np.isfinite(final_loss) & (status != Status.DIVERGED)]
         f_opt = float(fin.min()) if fin.size else 0.0
     rec = np.asarray(data.record_steps, dtype=np.int64)
     stt = _conv.steps_to_target(data.trajectory_loss, rec, final_loss, status, data.stop_step, f_opt, targets)
@@ -280,12 +281,12 @@ def analyze_arrays(
     # --- census
     cen = None
     if census or (census is None and dim >= CENSUS_MIN_DIM):
-        ok = np.flatnonzero((status != 2) & np.all(np.isfinite(final_x), axis=1))
+        ok = np.flatnonzero((status != Status.DIVERGED) & np.all(np.isfinite(final_x), axis=1))
         cen = _crit.census(lm, final_x[ok], final_loss[ok], eig_tol=eig_tol)
         cen["row"] = ok[cen["row"]]
 
     # --- summary
-    counts = {"converged": int(np.sum(status == 1)), **att.outcome_counts()}
+    counts = {"converged": int(np.sum(status == Status.CONVERGED)), **att.outcome_counts()}
     gi = int(min(len(targets) - 1, len(targets) // 2 + 1))
     reached = stt[:, gi]
     glob_tol = 1e-6 * (1.0 + abs(f_opt))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels.rng import host_normal, host_uniform
+from ..core.rng import host_normal, host_uniform
 
 
 def _per_dim(value: Any, dim: int, field: str) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._jit import block_for
-from ..kernels.common import CONVERGED, DIVERGED, OUT_OF_BOUND, RUNNING, STATUS_NAMES
+from ..core.status import STATUS_CODES, Status
 from ..kernels.compile import Kernels, build
 from .buffers import aligned_empty
 from .init import initial_positions
@@ -173,13 +173,13 @@ class Simulation:
         value) is "diverged"; its stop step is the last step unless it had stopped before.
         """
         if self.step == self.spec.steps:
-            out = ~np.all(np.abs(self.x) <= self.bound, axis=0) & (self.status == RUNNING)
-            self.status[out] = OUT_OF_BOUND
+            out = ~np.all(np.abs(self.x) <= self.bound, axis=0) & (self.status == Status.RUNNING)
+            self.status[out] = Status.OUT_OF_BOUND
             self.stop_step[out] = self.step
         loss, grad_norm = self.evaluate()
-        bad = ~np.isfinite(loss) & ((self.status == RUNNING) | (self.status == CONVERGED))
-        self.stop_step[bad & (self.status == RUNNING)] = self.step
-        self.status[bad] = DIVERGED
+        bad = ~np.isfinite(loss) & ((self.status == Status.RUNNING) | (self.status == Status.CONVERGED))
+        self.stop_step[bad & (self.status == Status.RUNNING)] = self.step
+        self.status[bad] = Status.DIVERGED
         return loss, grad_norm
 
 
@@ -213,7 +213,7 @@ class Result:
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
 
     def status_counts(self) -> dict[str, int]:
-        return {STATUS_NAMES[k]: int(np.sum(self.status == k)) for k in STATUS_NAMES}
+        return {name: int(np.sum(self.status == k)) for k, name in STATUS_CODES.items()}
 
     def __repr__(self) -> str:
         n, d = self.final_x.shape

@@ -20,11 +20,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..core.schedules import pack_schedule
 from ..landscapes import get_landscape
 from ..landscapes.base import Landscape
 from ..optimizers import get_optimizer
 from ..optimizers.base import Optimizer
-from ..optimizers.schedules import pack_schedule
 from ..problems.finite_sum import MODEL_LANDSCAPES
 from .init import count_particles, load_points
 

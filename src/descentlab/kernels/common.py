@@ -1,5 +1,6 @@
-"""Pieces shared by the CPU and CUDA adapters: status codes, the per-step
-phase/learning-rate lookup, and the optimizer-phase dispatcher.
+"""Pieces shared by the CPU and CUDA adapters: the status codes as kernel constants
+(from :class:`descentlab.core.status.Status`), the per-step phase/learning-rate lookup
+(:func:`descentlab.core.schedules.phase_of`), and the optimizer-phase dispatcher.
 
 Per-particle semantics (the canonical loop, identical on every target and in
 the NumPy reference)::
@@ -20,28 +21,20 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import math_function
-from ..optimizers.schedules import schedule_factor
+from ..core.schedules import phase_of
+from ..core.status import Status
 
 #: Mixed into the RNG key of phase j (golden-ratio increments), so noisy
 #: optimizers in two phases of a switch draw different numbers.
 _PHASE_KEY = 0x9E3779B97F4A7C15
 
-RUNNING = 0
-CONVERGED = 1
-DIVERGED = 2
-OUT_OF_BOUND = 3
-STATUS_NAMES = {RUNNING: "ran all steps", CONVERGED: "converged", DIVERGED: "diverged", OUT_OF_BOUND: "left the bound"}
+# The status codes as plain ints for the kernels (module-level ints are compile-time constants).
+RUNNING = int(Status.RUNNING)
+CONVERGED = int(Status.CONVERGED)
+DIVERGED = int(Status.DIVERGED)
+OUT_OF_BOUND = int(Status.OUT_OF_BOUND)
 
-
-@math_function(inline="never")
-def phase_of(k, phase_start, phase_lr, sched):
-    """(phase, 1-based step within the phase, learning rate) of global step k."""
-    ph = 0
-    for j in range(1, phase_start.shape[0]):
-        if k >= phase_start[j]:
-            ph = j
-    lr = phase_lr[ph] * schedule_factor(sched, k)
-    return ph, k - phase_start[ph] + 1, lr
+__all__ = ["CONVERGED", "DIVERGED", "OUT_OF_BOUND", "RUNNING", "make_dispatch", "phase_of"]
 
 
 def make_dispatch(steps, state_slices, hyper_slices):  # type: ignore[no-untyped-def]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._jit import BLOCK, math_function
+from ..core.identity import salt_of
 from .common import make_dispatch
-from .identity import salt_of
 
 
 @dataclass(frozen=True)

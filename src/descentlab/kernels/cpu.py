@@ -54,9 +54,9 @@ from numba import njit, prange, types
 from numba.core.errors import NumbaIRAssumptionWarning
 
 from .._jit import CHECK_EVERY, CPU_KERNEL_OPTIONS, math_function
-from ..optimizers.schedules import schedule_factor
+from ..core.identity import identity_code, package_salt, salt_of
+from ..core.schedules import schedule_factor
 from .common import _PHASE_KEY, CONVERGED, DIVERGED, OUT_OF_BOUND, RUNNING
-from .identity import identity_code, package_salt, salt_of
 
 log = logging.getLogger("descentlab")
 

@@ -2,7 +2,7 @@
 
     x <- x - lr * (g + noise_std * xi),   xi ~ N(0, 1) per coordinate
 
-xi is drawn with the counter-based RNG (:func:`descentlab.kernels.rng.standard_normal`)
+xi is drawn with the counter-based RNG (:func:`descentlab.core.rng.standard_normal`)
 keyed by ``(seed, particle = gid0 + i, stream = t, draw = d)``: a pure function
 of the run seed, the global particle id, the step and the coordinate, so it is
 the same whatever the block, chunk, shard or target. ``t`` is the 1-based step
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import math_function, real
-from ..kernels.rng import standard_normal
+from ..core.rng import standard_normal
 
 
 @math_function
