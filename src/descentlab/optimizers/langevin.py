@@ -11,7 +11,7 @@ with two Langevin phases replays the same noise sequence in each.
 
 With ``noise_std = sqrt(2 T / lr)`` this is the Euler-Maruyama discretisation of
 overdamped Langevin dynamics at temperature T (Welling & Teh 2011 without the
-minibatch). h = [noise_std]; no state.
+minibatch). h: :data:`HYPER` (noise_std); no state.
 """
 
 from __future__ import annotations
@@ -20,11 +20,16 @@ import numpy as np
 
 from .._jit import math_function, real
 from ..core.rng import standard_normal
+from .base import hyper_indices
+
+#: Layout of the packed hyperparameters ``h`` (see :class:`~descentlab.optimizers.base.Optimizer`).
+HYPER = ("noise_std",)
+(NOISE_STD,) = hyper_indices(HYPER, "noise_std")
 
 
 @math_function
 def langevin_step(x, g, s, h, lr, t, H, ws, seed, gid0, lo, hi):
-    noise = real(h[0], x)
+    noise = real(h[NOISE_STD], x)
     rate = real(lr, x)
     stream = np.uint64(t)
     dim = x.shape[0]
