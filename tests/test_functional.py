@@ -41,6 +41,7 @@ def test_landscape_functions_match_the_formulas(source, points):
     np.testing.assert_allclose(f.grad(points), want_g, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(f.hess(points), want_h, rtol=1e-12, atol=1e-9)
     loss, gn = f.value_and_grad_norm(points)
+    np.testing.assert_array_equal(loss, f.value(points))
     np.testing.assert_allclose(gn, np.linalg.norm(want_g, axis=1), rtol=1e-12, atol=1e-9)
     assert f.value(np.zeros((0, 2))).shape == (0,) and f.hess(np.zeros((0, 2))).shape == (0, 2, 2)
 

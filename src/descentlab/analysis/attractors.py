@@ -178,7 +178,7 @@ def find_attractors(
     ``1e-6 + 1e-3 |loss|``).
     """
     final_x = np.asarray(final_x)
-    n_all, dim = final_x.shape
+    dim = final_x.shape[1]
     tol = float(rel_tol) * float(scale)
     labels = status_labels(status)
     member = np.asarray(status) == Status.CONVERGED
@@ -269,7 +269,6 @@ def find_attractors(
                 used.add(name)
         matched.append(name)
         names.append(name or f"A{a} {_fmt_point(positions[a])}")
-    _ = n_all
     return Attractors(
         labels=labels, positions=positions, names=names, kinds=kinds, counts=counts, losses=losses,
         extents=extents, known=matched, tol=tol, manifolds=manifolds,

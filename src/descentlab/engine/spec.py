@@ -353,8 +353,8 @@ def _landscape(spec: Mapping[str, Any]) -> tuple[Landscape, dict[str, Any], int]
         d = land.resolve_dim(dim)
     except ValueError as exc:
         raise _fail("landscape.dim", str(exc)) from None
-    if land.extra.get("min_dim") and d < land.extra["min_dim"]:
-        raise _fail("landscape.dim", f"{land.name} needs dim >= {land.extra['min_dim']}")
+    if d < land.min_dim:
+        raise _fail("landscape.dim", f"{land.name} needs dim >= {land.min_dim}")
     try:
         land.pack(params, d)
     except ValueError as exc:
@@ -527,7 +527,7 @@ def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = Tru
         # steps-based: run.epochs / record_every_epochs are resolved into steps / record_every
         "run": {**run.model_dump(exclude={"epochs", "record_every_epochs"}), "particles": particles,
                 "record_every": record_every},
-        "landscape": land_resolved or {"name": land.name, "dim": dim, **params, **land.extra.get("resolved", {})},
+        "landscape": land_resolved or {"name": land.name, "dim": dim, **params, **land.spec_entry},
         "optimizer": _resolved_optimizer(phases),
         "schedule": dict(_table(spec, "schedule")) or {"name": "constant"},
         "init": init,

@@ -32,7 +32,7 @@ permutation of the training set per (particle, epoch)
 (:mod:`descentlab.data.batches`). Initial parameters follow the per-layer
 schemes of :mod:`descentlab.models.init` (default ``torch_default``).
 
-Metrics (:func:`record_metrics`): the test loss at each record, and train/test
+Metrics (:class:`Metrics`): the test loss at each record, and train/test
 accuracy for classifiers, evaluated by the same compiled kernel on the data
 packed differently; at initialization, per-layer activation and
 back-propagated gradient statistics (:func:`init_stats`).
