@@ -25,6 +25,7 @@ from .common import make_dispatch
 class Kernels:
     """Compiled entry points for one landscape x phases x target."""
 
+    #: ``run_chunk(particles, constants, t0, t1, records)`` (the bundles of :mod:`.common`).
     run_chunk: Callable[..., Any]
     evaluate: Callable[..., Any]
     hessian: Callable[..., Any]
