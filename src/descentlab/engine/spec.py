@@ -44,21 +44,25 @@ class _Strict(BaseModel):
 
 
 class RunTable(_Strict):
-    particles: int | None = Field(default=None, gt=0)
-    steps: int = Field(default=1000, gt=0)
-    record_every: int | None = Field(default=None, gt=0)
-    seed: int = Field(default=0, ge=0, lt=2**64)
-    dtype: Literal["float64", "float32"] = "float64"
-    target: Literal["cpu", "cuda"] = "cpu"
-    chunk_steps: int | None = Field(default=None, gt=0)
-    epochs: int | None = Field(default=None, gt=0)
-    record_every_epochs: int | None = Field(default=None, gt=0)
+    """``[run]``: how many particles, how long, what is recorded, on which target."""
+
+    particles: int | None = Field(default=None, gt=0, description="number of particles (implied by init grid/points)")
+    steps: int = Field(default=1000, gt=0, description="optimizer updates per particle")
+    record_every: int | None = Field(default=None, gt=0, description="steps between records (default: steps)")
+    seed: int = Field(default=0, ge=0, lt=2**64, description="key of the counter-based RNG")
+    dtype: Literal["float64", "float32"] = Field(default="float64", description="floating type of the kernels")
+    target: Literal["cpu", "cuda"] = Field(default="cpu", description="where the kernels run")
+    chunk_steps: int | None = Field(default=None, gt=0, description="steps per engine chunk (results unchanged)")
+    epochs: int | None = Field(default=None, gt=0, description="models only: passes over the data instead of steps")
+    record_every_epochs: int | None = Field(default=None, gt=0, description="models only: epochs between records")
 
 
 class StopTable(_Strict):
-    grad_tol: float = Field(default=1e-6, ge=0)
-    patience: int = Field(default=1, ge=1)
-    bound: float = Field(default=math.inf, gt=0)
+    """``[stop]``: when a particle counts as converged or as gone."""
+
+    grad_tol: float = Field(default=1e-6, ge=0, description="converged when the gradient norm stays below this")
+    patience: int = Field(default=1, ge=1, description="... for this many steps in a row")
+    bound: float = Field(default=math.inf, gt=0, description="a particle with a coordinate beyond it has left")
     model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=True)
 
     @field_validator("grad_tol", "bound")
@@ -77,16 +81,20 @@ class StopTable(_Strict):
 
 
 class InitTable(_Strict):
-    scheme: Literal["uniform", "normal", "grid", "zeros", "constant", "points"] = "uniform"
-    low: float | list[float] | None = None
-    high: float | list[float] | None = None
-    mean: float | list[float] | None = None
-    std: float | list[float] | None = None
-    resolution: int | list[int] | None = None
-    value: float | None = None
-    points: list[list[float]] | None = None
-    file: str | None = None
-    sha256: str | None = None
+    """``[init]`` of an analytic landscape: where the particles start (models: per-layer schemes)."""
+
+    scheme: Literal["uniform", "normal", "grid", "zeros", "constant", "points"] = Field(
+        default="uniform", description="how initial positions are drawn or given")
+    low: float | list[float] | None = Field(
+        default=None, description="uniform, grid: lower corner (default: the landscape's init box)")
+    high: float | list[float] | None = Field(default=None, description="uniform, grid: upper corner")
+    mean: float | list[float] | None = Field(default=None, description="normal: mean (default 0)")
+    std: float | list[float] | None = Field(default=None, description="normal: standard deviation (default 1)")
+    resolution: int | list[int] | None = Field(default=None, description="grid: points per axis (particles = product)")
+    value: float | None = Field(default=None, description="constant: every coordinate")
+    points: list[list[float]] | None = Field(default=None, description="points: the positions, one list per particle")
+    file: str | None = Field(default=None, description="points: .npy/.npz/.csv/.h5 file of positions (N, D)")
+    sha256: str | None = Field(default=None, description="set by the engine: hash of init.file (resume checks it)")
     model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
 
 
@@ -235,37 +243,14 @@ def _check_number(field_name: str, value: Any) -> float:
 
 
 def _resolve_hyper(opt: Optimizer, given: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """An optimizer table validated by its owner (:meth:`Optimizer.validate`), errors named in full."""
     try:
-        hyper = opt.resolve(given)
+        return opt.validate(given)
     except KeyError as exc:
         bad = next(iter(sorted(set(given) - set(opt.hyper) - {"name"})), "name")
         raise _fail(f"{prefix}.{bad}", str(exc.args[0])) from None
-    for key, default in opt.hyper.items():
-        val = hyper[key]
-        where = f"{prefix}.{key}"
-        if isinstance(default, bool):
-            if not isinstance(val, bool):
-                raise _fail(where, f"expected true or false, got {val!r}")
-        elif isinstance(default, tuple):
-            if not isinstance(val, list | tuple) or len(val) != len(default):
-                raise _fail(where, f"expected {len(default)} numbers, got {val!r}")
-            vals = [_check_number(where, v) for v in val]
-            if key == "betas" and not all(0.0 <= v < 1.0 for v in vals):
-                raise _fail(where, f"each must be in [0, 1) (got {list(val)})")
-            hyper[key] = tuple(vals)
-        else:
-            v = _check_number(where, val)
-            if key == "lr" and v <= 0:
-                raise _fail(where, f"must be > 0 (got {val!r})")
-            if key in ("eps", "weight_decay", "momentum", "dampening", "noise_std", "lr_decay",
-                       "initial_accumulator_value", "damping") and v < 0:  # fmt: skip
-                raise _fail(where, f"must be >= 0 (got {val!r})")
-            if key in ("alpha",) and not 0.0 <= v <= 1.0:
-                raise _fail(where, f"must be in [0, 1] (got {val!r})")
-            hyper[key] = v
-    if hyper.get("nesterov") and (hyper.get("momentum", 0.0) <= 0 or hyper.get("dampening", 0.0) != 0):
-        raise _fail(f"{prefix}.nesterov", "requires momentum > 0 and dampening = 0 (as torch.optim.SGD)")
-    return hyper
+    except ValueError as exc:
+        raise SpecError(f"{prefix}.{exc}") from None
 
 
 def _phases(spec: Mapping[str, Any], steps: int) -> tuple[Phase, ...]:

@@ -33,11 +33,54 @@ in ``tests/reference.py`` the same rule.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+#: The allowed values of hyperparameters by name (as torch.optim checks them), for every
+#: optimizer that has one: ``(low, high, low_open, high_open)``; ``None``: unbounded.
+#: A tuple hyperparameter (``betas``) applies the range to each entry. Used to validate
+#: ``[optimizer]`` tables (:meth:`Optimizer.validate`) and in the spec reference.
+HYPER_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "lr": (0.0, None, True, True),
+    "eps": (0.0, None, False, True),
+    "weight_decay": (0.0, None, False, True),
+    "momentum": (0.0, None, False, True),
+    "dampening": (0.0, None, False, True),
+    "noise_std": (0.0, None, False, True),
+    "lr_decay": (0.0, None, False, True),
+    "initial_accumulator_value": (0.0, None, False, True),
+    "damping": (0.0, None, False, True),
+    "alpha": (0.0, 1.0, False, False),
+    "betas": (0.0, 1.0, False, True),
+}
+
+
+def describe_range(name: str) -> str:
+    """The allowed values of hyperparameter ``name`` in words (``> 0``, ``in [0, 1)``, ``any``)."""
+    if name not in HYPER_RANGES:
+        return "any"
+    low, high, low_open, high_open = HYPER_RANGES[name]
+    if high is None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def _in_range(name: str, v: float) -> bool:
+    low, high, low_open, high_open = HYPER_RANGES[name]
+    ok = low is None or (v > low if low_open else v >= low)
+    return ok and (high is None or (v < high if high_open else v <= high))
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{key}: must be finite (got {value!r})")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -76,6 +119,34 @@ class Optimizer:
             if want != got:
                 raise ValueError(f"optimizer {self.name!r}: layout {list(self.layout)} does not name exactly its "
                                  f"hyperparameters but lr ({self.packed_names()})")  # fmt: skip
+
+    def validate(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The resolved hyperparameters of an ``[optimizer]`` table (defaults overlaid, checked).
+
+        Raises ``KeyError`` for an unknown name and ``ValueError("key: what is wrong")`` for a
+        value of the wrong type or outside :data:`HYPER_RANGES`.
+        """
+        hyper = self.resolve(given)
+        for key, default in self.hyper.items():
+            val = hyper[key]
+            if isinstance(default, bool):
+                if not isinstance(val, bool):
+                    raise ValueError(f"{key}: expected true or false, got {val!r}")
+            elif isinstance(default, tuple):
+                if not isinstance(val, list | tuple) or len(val) != len(default):
+                    raise ValueError(f"{key}: expected {len(default)} numbers, got {val!r}")
+                vals = tuple(_number(key, v) for v in val)
+                if key in HYPER_RANGES and not all(_in_range(key, v) for v in vals):
+                    raise ValueError(f"{key}: each must be {describe_range(key)} (got {list(val)})")
+                hyper[key] = vals
+            else:
+                v = _number(key, val)
+                if key in HYPER_RANGES and not _in_range(key, v):
+                    raise ValueError(f"{key}: must be {describe_range(key)} (got {val!r})")
+                hyper[key] = v
+        if hyper.get("nesterov") and (hyper.get("momentum", 0.0) <= 0 or hyper.get("dampening", 0.0) != 0):
+            raise ValueError("nesterov: requires momentum > 0 and dampening = 0 (as torch.optim.SGD)")
+        return hyper
 
     def packed_names(self) -> list[str]:
         """The names of the entries of ``h`` in the order of :attr:`hyper` (tuples as ``name[k]``)."""

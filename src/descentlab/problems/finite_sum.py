@@ -75,24 +75,30 @@ class _Strict(BaseModel):
 
 
 class ModelTable(_Strict):
-    name: str
-    hidden: list[int] = Field(default_factory=list)
-    activation: str | list[str] = "tanh"
-    loss: Literal["mse", "cross_entropy"] | None = None
-    batch_norm: bool = False
-    dim: int | None = None
+    """``[landscape]`` of a model trained on data."""
+
+    name: str = Field(description="mlp, linear_regression, logistic_regression or product_model")
+    hidden: list[int] = Field(default_factory=list, description="mlp: widths of the hidden layers")
+    activation: str | list[str] = Field(default="tanh", description="mlp: tanh, relu, sigmoid (one, or one per layer)")
+    loss: Literal["mse", "cross_entropy"] | None = Field(default=None, description="default: by the data's task")
+    batch_norm: bool = Field(default=False, description="mlp: batch normalization after each hidden layer")
+    dim: int | None = Field(default=None, description="optional check: the number of parameters")
 
 
 class BatchPhase(_Strict):
-    size: int = Field(gt=0)
-    epochs: int | None = Field(default=None, gt=0)
+    """One phase of a batch-size schedule."""
+
+    size: int = Field(gt=0, description="batch size")
+    epochs: int | None = Field(default=None, gt=0, description="epochs of this phase (not for the last one)")
 
 
 class BatchTable(_Strict):
-    size: int | None = Field(default=None, gt=0)
-    shuffle: bool = True
-    drop_last: bool = False
-    schedule: list[BatchPhase] | None = None
+    """``[batch]``: minibatches of a model run."""
+
+    size: int | None = Field(default=None, gt=0, description="batch size (default: the whole training set)")
+    shuffle: bool = Field(default=True, description="a fresh permutation per particle and epoch")
+    drop_last: bool = Field(default=False, description="drop the short last batch of an epoch")
+    schedule: list[BatchPhase] | None = Field(default=None, description="batch-size phases instead of size")
 
 
 @dataclass(frozen=True)
