@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from ..core.schedules import pack_schedule
+from ..core.tables import SpecError, StrictTable, validate_table
 from ..landscapes import get_landscape
 from ..landscapes.base import Landscape
 from ..optimizers import get_optimizer
 from ..optimizers.base import Optimizer
 from ..problems.finite_sum import MODEL_LANDSCAPES
-from .init import count_particles, load_points
+from .init import InitTable, count_particles, load_points
 
 #: Share of the machine's memory (or of its cgroup limit) a run may plan to use; see memory_limit().
 MEMORY_FRACTION = 0.8
@@ -35,15 +36,7 @@ MEMORY_FRACTION = 0.8
 BASE_MEMORY = (256 + 512) << 20
 
 
-class SpecError(ValueError):
-    """Bad input: the message names the field and what was expected."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-
-class RunTable(_Strict):
+class RunTable(StrictTable):
     """``[run]``: how many particles, how long, what is recorded, on which target."""
 
     particles: int | None = Field(default=None, gt=0, description="number of particles (implied by init grid/points)")
@@ -57,7 +50,7 @@ class RunTable(_Strict):
     record_every_epochs: int | None = Field(default=None, gt=0, description="models only: epochs between records")
 
 
-class StopTable(_Strict):
+class StopTable(StrictTable):
     """``[stop]``: when a particle counts as converged or as gone."""
 
     grad_tol: float = Field(default=1e-6, ge=0, description="converged when the gradient norm stays below this")
@@ -78,33 +71,6 @@ class StopTable(_Strict):
         if math.isinf(v):
             raise ValueError("must be finite (inf would stop every particle at once)")
         return v
-
-
-class InitTable(_Strict):
-    """``[init]`` of an analytic landscape: where the particles start (models: per-layer schemes)."""
-
-    scheme: Literal["uniform", "normal", "grid", "zeros", "constant", "points"] = Field(
-        default="uniform", description="how initial positions are drawn or given")
-    low: float | list[float] | None = Field(
-        default=None, description="uniform, grid: lower corner (default: the landscape's init box)")
-    high: float | list[float] | None = Field(default=None, description="uniform, grid: upper corner")
-    mean: float | list[float] | None = Field(default=None, description="normal: mean (default 0)")
-    std: float | list[float] | None = Field(default=None, description="normal: standard deviation (default 1)")
-    resolution: int | list[int] | None = Field(default=None, description="grid: points per axis (particles = product)")
-    value: float | None = Field(default=None, description="constant: every coordinate")
-    points: list[list[float]] | None = Field(default=None, description="points: the positions, one list per particle")
-    file: str | None = Field(default=None, description="points: .npy/.npz/.csv/.h5 file of positions (N, D)")
-    sha256: str | None = Field(default=None, description="set by the engine: hash of init.file (resume checks it)")
-    model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
-
-
-_UNION_TAGS = {"float", "int", "str", "bool"}
-
-
-def _loc(err: dict[str, Any]) -> str:
-    """Dotted field path of a pydantic error, without union-member tags (``float``, ``list[float]``)."""
-    parts = [p for p in err["loc"] if not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p))]
-    return ".".join(str(p) for p in parts)
 
 
 def _fail(field_name: str, msg: str) -> SpecError:
@@ -216,22 +182,6 @@ def _table(spec: Mapping[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(val, Mapping):
         raise _fail(key, f"expected a table, got {type(val).__name__}")
     return dict(val)
-
-
-def _model(cls: type[BaseModel], data: Mapping[str, Any], prefix: str) -> Any:
-    try:
-        return cls.model_validate(dict(data))
-    except ValidationError as exc:
-        errs = exc.errors()
-        # of a union's alternatives, report the one that got furthest (e.g. an element of a list)
-        err = max(errs, key=lambda e: (e["loc"][:1] == errs[0]["loc"][:1], len(e["loc"])))
-        where = f"{prefix}.{_loc(err)}" if err["loc"] else prefix
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown key; {prefix} takes {sorted(cls.model_fields)}"
-        elif "input" in err and not isinstance(err["input"], dict):
-            msg = f"{msg} (got {err['input']!r})"
-        raise _fail(where, msg) from None
 
 
 def _check_number(field_name: str, value: Any) -> float:
@@ -462,8 +412,8 @@ def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = Tru
     if unknown:
         raise _fail(unknown[0], f"unknown table; a run spec has {sorted(known)}")
     run_raw = _table(spec, "run")
-    run: RunTable = _model(RunTable, run_raw, "run")
-    stop: StopTable = _model(StopTable, _table(spec, "stop"), "stop")
+    run: RunTable = validate_table(RunTable, run_raw, "run")
+    stop: StopTable = validate_table(StopTable, _table(spec, "stop"), "stop")
     fs, land_resolved = None, None
     if _table(spec, "landscape").get("name") in MODEL_LANDSCAPES:
         fs, land, land_resolved = _finite_sum(spec, base)
@@ -480,7 +430,7 @@ def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = Tru
         for key in ("epochs", "record_every_epochs"):
             if key in run_raw:
                 raise _fail(f"run.{key}", "epochs count passes over a data set; this landscape has none (use steps)")
-        init_t: InitTable = _model(InitTable, _table(spec, "init"), "init")
+        init_t: InitTable = validate_table(InitTable, _table(spec, "init"), "init")
         land, params, dim = _landscape(spec)
         init = init_t.model_dump(exclude_none=True)
         init.setdefault("scheme", "uniform")
@@ -548,7 +498,7 @@ def _finite_sum(spec: Mapping[str, Any], base: Path) -> tuple[Any, Landscape, di
         path = Path(data["file"]).expanduser()
         data = {**data, "file": str(path if path.is_absolute() else base / path)}
     try:
-        return parse_finite_sum(_table(spec, "landscape"), data, _table(spec, "batch"), _model)
+        return parse_finite_sum(_table(spec, "landscape"), data, _table(spec, "batch"))
     except SpecError:
         raise
     except ValueError as exc:

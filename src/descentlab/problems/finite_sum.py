@@ -46,8 +46,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from ..core.tables import StrictTable, validate_table
 from ..data.batches import batches_per_epoch, steps_for_epochs
 from ..data.datasets import Dataset, load_dataset
 from ..landscapes.base import Landscape
@@ -70,11 +71,7 @@ MODEL_BLOCK = 32
 _STATS_CHUNK = 64
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-
-class ModelTable(_Strict):
+class ModelTable(StrictTable):
     """``[landscape]`` of a model trained on data."""
 
     name: str = Field(description="mlp, linear_regression, logistic_regression or product_model")
@@ -85,14 +82,14 @@ class ModelTable(_Strict):
     dim: int | None = Field(default=None, description="optional check: the number of parameters")
 
 
-class BatchPhase(_Strict):
+class BatchPhase(StrictTable):
     """One phase of a batch-size schedule."""
 
     size: int = Field(gt=0, description="batch size")
     epochs: int | None = Field(default=None, gt=0, description="epochs of this phase (not for the last one)")
 
 
-class BatchTable(_Strict):
+class BatchTable(StrictTable):
     """``[batch]``: minibatches of a model run."""
 
     size: int | None = Field(default=None, gt=0, description="batch size (default: the whole training set)")
@@ -174,21 +171,19 @@ def parse_finite_sum(
     land_table: Mapping[str, Any],
     data_table: Mapping[str, Any] | None,
     batch_table: Mapping[str, Any],
-    validate: Any,
 ) -> tuple[FiniteSum, Landscape, dict[str, Any]]:
     """Validate the model, data and batch tables; returns (problem, landscape, resolved landscape table).
 
-    ``validate(cls, data, prefix)`` is the spec module's pydantic wrapper (its
-    errors name the field). Raises ValueError ``"field: message"``.
+    Raises :class:`~descentlab.core.tables.SpecError` or ValueError ``"field: message"``.
     """
-    mt: ModelTable = validate(ModelTable, land_table, "landscape")
+    mt: ModelTable = validate_table(ModelTable, land_table, "landscape")
     if data_table is None:
         raise _err("data", f"a {mt.name} landscape is trained on a data set; add a [data] table (e.g. name = 'digits')")
     try:
         data = load_dataset(data_table)
     except ImportError as exc:
         raise _err("data.name", str(exc)) from None
-    bt: BatchTable = validate(BatchTable, batch_table, "batch")
+    bt: BatchTable = validate_table(BatchTable, batch_table, "batch")
     kind = MODEL_LANDSCAPES[mt.name]
     n_out = data.n_classes if data.task == "classification" else data.y_train.shape[1]
     assert n_out is not None
