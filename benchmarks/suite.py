@@ -433,8 +433,9 @@ def measure_highdim(
 
 _COMPILE_CHILD = r"""
 import json, sys, time
+sys.path.insert(0, sys.argv[2])  # benchmarks/: this suite
 t0 = time.perf_counter()
-from descentlab.bench import _simulation
+from suite import _simulation
 t1 = time.perf_counter()
 out = {"import_s": t1 - t0}
 for dtype in sys.argv[1].split(","):
@@ -452,7 +453,8 @@ def measure_compile(dtypes: Sequence[str], log: Callable[[str], None]) -> dict[s
     with tempfile.TemporaryDirectory(prefix="descentlab-bench-cache-") as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         for kind in ("cold", "cached"):
-            res = subprocess.run([sys.executable, "-c", _COMPILE_CHILD, ",".join(dtypes)], env=env,
+            here = str(Path(__file__).resolve().parent)
+            res = subprocess.run([sys.executable, "-c", _COMPILE_CHILD, ",".join(dtypes), here], env=env,
                                  capture_output=True, text=True, check=True)  # fmt: skip
             out[kind] = json.loads(res.stdout.strip().splitlines()[-1])
             log(f"  compile {kind}: " + ", ".join(f"{k} {v:.4g}" for k, v in out[kind].items()))

@@ -46,6 +46,7 @@ runs the whole analysis on arrays (e.g. a :class:`descentlab.Result`).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.status import Status
 from . import attractors as _att
 from . import basins as _bas
 from . import convergence as _conv
@@ -140,9 +142,15 @@ def _landscape(spec: Mapping[str, Any]) -> LandscapeMath:
         # the landscape itself (a formula, a model and its data) cannot be rebuilt: refuse, naming why
         if str(exc).startswith(("landscape", "data")) or "formula" in land or land.get("name") in MODEL_LANDSCAPES:
             raise StoreError(f"PATH: the run's spec cannot be rebuilt for the analysis: {exc}") from None
-        return _fallback_landscape(spec)
-    except Exception:
-        return _fallback_landscape(spec)
+        reason: Exception = exc
+    except (KeyError, TypeError, ValueError) as exc:  # a stored spec this version reads differently
+        reason = exc
+    # the rest of the spec (optimizer, init, ...) does not parse any more, the landscape does: say why
+    logging.getLogger("descentlab").warning(
+        "the run's stored spec does not parse (%s: %s); analysing its landscape from the [landscape] table alone",
+        type(reason).__name__, reason,
+    )  # fmt: skip
+    return _fallback_landscape(spec)
 
 
 def _fallback_landscape(spec: Mapping[str, Any]) -> LandscapeMath:
@@ -208,7 +216,7 @@ def analyze_arrays(
     known_min = [(nm, np.asarray(p, dtype=float)) for nm, p in land.minima(params, dim)]
     known_sad = [(nm, np.asarray(p, dtype=float)) for nm, p in land.saddles(params, dim)]
     known_max = [(f"max {np.round(p, 3).tolist()}", np.asarray(p, dtype=float))
-                 for p in land.extra.get("maxima", [])]  # fmt: skip
+                 for p in land.maxima]  # fmt: skip
     if include_running is None:
         include_running = _noisy(spec)
 
@@ -266,7 +274,7 @@ def analyze_arrays(
     if kmin and np.all(np.isfinite(kmin)):
         f_opt = float(min(kmin))
     else:
-        fin = final_loss[np.isfinite(final_loss) & (status != 2)]
+        fin = final_loss[np.isfinite(final_loss) & (status != Status.DIVERGED)]
         f_opt = float(fin.min()) if fin.size else 0.0
     rec = np.asarray(data.record_steps, dtype=np.int64)
     stt = _conv.steps_to_target(data.trajectory_loss, rec, final_loss, status, data.stop_step, f_opt, targets)
@@ -280,12 +288,12 @@ def analyze_arrays(
     # --- census
     cen = None
     if census or (census is None and dim >= CENSUS_MIN_DIM):
-        ok = np.flatnonzero((status != 2) & np.all(np.isfinite(final_x), axis=1))
+        ok = np.flatnonzero((status != Status.DIVERGED) & np.all(np.isfinite(final_x), axis=1))
         cen = _crit.census(lm, final_x[ok], final_loss[ok], eig_tol=eig_tol)
         cen["row"] = ok[cen["row"]]
 
     # --- summary
-    counts = {"converged": int(np.sum(status == 1)), **att.outcome_counts()}
+    counts = {"converged": int(np.sum(status == Status.CONVERGED)), **att.outcome_counts()}
     gi = int(min(len(targets) - 1, len(targets) // 2 + 1))
     reached = stt[:, gi]
     glob_tol = 1e-6 * (1.0 + abs(f_opt))
@@ -294,12 +302,11 @@ def analyze_arrays(
     area = float(np.trapezoid(frac, log_b) / (log_b[-1] - log_b[0])) if log_b[-1] > log_b[0] else float(frac[-1])
     opt = spec.get("optimizer", {})
     attractor_rows = []
-    for a in range(att.n):
-        j = a
+    for a in range(att.n):  # attractor a is row a of the outcomes table (outcomes follow)
         attractor_rows.append({
             "name": att.names[a], "kind": att.kinds[a], "known": att.known[a], "count": int(att.counts[a]),
-            "fraction": float(outcomes["fraction"][j]),
-            "ci": [float(outcomes["ci_low"][j]), float(outcomes["ci_high"][j])],
+            "fraction": float(outcomes["fraction"][a]),
+            "ci": [float(outcomes["ci_low"][a]), float(outcomes["ci_high"][a])],
             "position": pos[a].tolist() if dim <= 10 else None, "loss": float(att.losses[a]),
             "eigenvalues": crit.eigenvalues[a].tolist() if dim <= 10 else None,
             "classification": classes[a], "sharpness": float(crit.sharpness[a]), "trace": float(crit.trace[a]),

@@ -32,12 +32,14 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from ..core.status import Status
+
 NOT_CONVERGED = -1
 DIVERGED = -2
 LEFT_BOUND = -3
 #: Label code -> name of the outcome of particles that reached no attractor.
 OUTCOME_CODES = {NOT_CONVERGED: "not converged", DIVERGED: "diverged", LEFT_BOUND: "left the bound"}
-_STATUS_TO_LABEL = {0: NOT_CONVERGED, 2: DIVERGED, 3: LEFT_BOUND}
+_STATUS_TO_LABEL = {Status.RUNNING: NOT_CONVERGED, Status.DIVERGED: DIVERGED, Status.OUT_OF_BOUND: LEFT_BOUND}
 
 #: Default clustering tolerance relative to the landscape's scale.
 REL_TOL = 1e-2
@@ -176,10 +178,10 @@ def find_attractors(
     ``1e-6 + 1e-3 |loss|``).
     """
     final_x = np.asarray(final_x)
-    n_all, dim = final_x.shape
+    dim = final_x.shape[1]
     tol = float(rel_tol) * float(scale)
     labels = status_labels(status)
-    member = np.asarray(status) == 1
+    member = np.asarray(status) == Status.CONVERGED
     if include_running:
         member |= np.asarray(status) == 0
     member &= np.all(np.isfinite(final_x), axis=1)
@@ -267,7 +269,6 @@ def find_attractors(
                 used.add(name)
         matched.append(name)
         names.append(name or f"A{a} {_fmt_point(positions[a])}")
-    _ = n_all
     return Attractors(
         labels=labels, positions=positions, names=names, kinds=kinds, counts=counts, losses=losses,
         extents=extents, known=matched, tol=tol, manifolds=manifolds,

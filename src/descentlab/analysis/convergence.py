@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.status import Status
+
 #: Default precisions delta of the targets f - f_opt <= delta.
 TARGETS = (1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 #: Quantile levels of the loss bands.
@@ -55,7 +57,7 @@ def steps_to_target(
             anyhit = hit.any(axis=1)
             first = np.argmax(hit, axis=1)
             out[a:b, j] = np.where(anyhit, record_steps[first], -1)
-    conv = (status == 1) & (stop_step >= 0)
+    conv = (status == Status.CONVERGED) & (stop_step >= 0)
     for j, t in enumerate(tg):
         ok = conv & (final_loss - f_opt <= t)
         cur = out[:, j]

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from .._jit import block_for
-from ..kernels.common import CONVERGED, DIVERGED, OUT_OF_BOUND, RUNNING, STATUS_NAMES
+from ..core.status import STATUS_CODES, Status
+from ..kernels.common import ChunkRecords as RecordBuffers
+from ..kernels.common import Particles, RunConstants
 from ..kernels.compile import Kernels, build
 from .buffers import aligned_empty
 from .init import initial_positions
@@ -111,6 +113,15 @@ class Simulation:
             self.metrics = Metrics(spec.finite_sum, self.kernels.evaluate, self.dtype)
         self.tol2 = float(spec.grad_tol) ** 2
         self.bound = float(spec.bound)
+        # An infinite bound becomes the largest finite value, so that the kernel's
+        # `abs(x) <= bound` test also flags +-Inf (not only NaN) as an event.
+        big = float(np.finfo(self.dtype).max)
+        self.constants = RunConstants(
+            lparams=self.lparams, lrows=self.lrows, hyper=self.hyper, phase_start=self.phase_start,
+            phase_lr=self.phase_lr, schedule=spec.schedule, seed=np.uint64(spec.seed), gid_base=self.start,
+            orows=self.orows, tol2=self.dtype.type(min(self.tol2, big)), patience=spec.patience,
+            bound=self.dtype.type(min(self.bound, big)),
+        )  # fmt: skip
 
     @property
     def n(self) -> int:
@@ -145,16 +156,8 @@ class Simulation:
         if lead:
             rec_x[:, 0] = self.init_x
             rec_loss[:, 0] = self.evaluate(np.ascontiguousarray(self.init_x.T))[0]
-        # An infinite bound becomes the largest finite value, so that the kernel's
-        # `abs(x) <= bound` test also flags +-Inf (not only NaN) as an event.
-        big = float(np.finfo(self.dtype).max)
-        lims = np.array([min(self.tol2, big), min(self.bound, big)], dtype=self.dtype)
-        self.kernels.run_chunk(
-            self.x, self.state, self.status, self.stop_step, self.count, self.lparams,
-            self.hyper, self.phase_start, self.phase_lr, self.spec.schedule,
-            np.uint64(self.spec.seed), self.start, t0, t1, re, rec_x, rec_loss, first - lead,
-            lims[0], self.spec.patience, lims[1], self.lrows, self.orows,
-        )  # fmt: skip
+        particles = Particles(self.x, self.state, self.status, self.stop_step, self.count)
+        self.kernels.run_chunk(particles, self.constants, t0, t1, RecordBuffers(rec_x, rec_loss, first - lead, re))
         self.step = t1
         return ChunkRecords(np.arange(first - lead, last + 1, dtype=np.int64) * re, rec_x, rec_loss)
 
@@ -173,13 +176,13 @@ class Simulation:
         value) is "diverged"; its stop step is the last step unless it had stopped before.
         """
         if self.step == self.spec.steps:
-            out = ~np.all(np.abs(self.x) <= self.bound, axis=0) & (self.status == RUNNING)
-            self.status[out] = OUT_OF_BOUND
+            out = ~np.all(np.abs(self.x) <= self.bound, axis=0) & (self.status == Status.RUNNING)
+            self.status[out] = Status.OUT_OF_BOUND
             self.stop_step[out] = self.step
         loss, grad_norm = self.evaluate()
-        bad = ~np.isfinite(loss) & ((self.status == RUNNING) | (self.status == CONVERGED))
-        self.stop_step[bad & (self.status == RUNNING)] = self.step
-        self.status[bad] = DIVERGED
+        bad = ~np.isfinite(loss) & ((self.status == Status.RUNNING) | (self.status == Status.CONVERGED))
+        self.stop_step[bad & (self.status == Status.RUNNING)] = self.step
+        self.status[bad] = Status.DIVERGED
         return loss, grad_norm
 
 
@@ -213,7 +216,7 @@ class Result:
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
 
     def status_counts(self) -> dict[str, int]:
-        return {STATUS_NAMES[k]: int(np.sum(self.status == k)) for k in STATUS_NAMES}
+        return {name: int(np.sum(self.status == k)) for k, name in STATUS_CODES.items()}
 
     def __repr__(self) -> str:
         n, d = self.final_x.shape

@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._jit import BLOCK, math_function
+from ..core.identity import salt_of
 from .common import make_dispatch
-from .identity import salt_of
 
 
 @dataclass(frozen=True)
 class Kernels:
     """Compiled entry points for one landscape x phases x target."""
 
+    #: ``run_chunk(particles, constants, t0, t1, records)`` (the bundles of :mod:`.common`).
     run_chunk: Callable[..., Any]
     evaluate: Callable[..., Any]
     hessian: Callable[..., Any]

@@ -21,7 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from .common import CONVERGED, DIVERGED, OUT_OF_BOUND, RUNNING, phase_of
+from .common import (
+    CONVERGED,
+    DIVERGED,
+    OUT_OF_BOUND,
+    RUNNING,
+    ChunkRecords,
+    Particles,
+    RunConstants,
+    chunk_arguments,
+    phase_of,
+)
 
 try:  # a module global: the CUDA simulator patches ``cuda`` in kernel globals
     from numba import cuda
@@ -131,9 +141,10 @@ def make_cuda_kernels(l_value, l_grad, l_bgrad, l_hess, o_step, needs_hessian): 
     def grid(n: int) -> tuple[int, int]:
         return (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, THREADS_PER_BLOCK
 
-    def run_chunk(X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
-                  seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
-                  tol2, patience, bound, lrows, orows):  # fmt: skip
+    def run_chunk(p: Particles, c: RunConstants, t0: int, t1: int, r: ChunkRecords) -> None:
+        (X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched, seed, gid_base,
+         t0, t1, record_every, rec_x, rec_loss, rec_first, tol2, patience, bound) = chunk_arguments(p, c, t0, t1, r)
+        lrows, orows = c.lrows, c.orows
         dim, n = X.shape
         hd = dim if use_hess else 1
         dev = {name: cuda.to_device(a) for name, a in

@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from ..core.status import STATUS_NAMES
 from ..engine.spec import SpecError
 from ..engine.store import StoreError, partial_path
 from .execute import LocalExecutor, Task, make_executor
 from .index import (
     INDEX_NAME,
     QUANTILES,
-    STATUS_NAMES,
     axis_values,
     read_sweep_spec,
     summarize,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
+from ..core.status import STATUS_NAMES
 from ..engine.store import attach as _attach
 from ..engine.store import scale as _scale
 
@@ -40,7 +41,6 @@ SWEEP_FORMAT = "descentlab.sweep"
 INDEX_NAME = "sweep.h5"
 #: Quantiles of the final loss stored per point.
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
-STATUS_NAMES = ("ran all steps", "converged", "diverged", "left the bound")
 #: (name in the index, path in a run file, fill value for missing points)
 FINAL_FIELDS = (
     ("final_x", "final/x", np.nan), ("final_loss", "final/loss", np.nan),

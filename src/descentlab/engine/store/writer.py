@@ -168,7 +168,7 @@ def chunk_plan(spec: RunSpec, chunk_steps: int | None = None) -> tuple[list[int]
 
 
 def _versions() -> dict[str, str]:
-    from ... import __version__
+    from ..._version import __version__
 
     out = {"descentlab_version": __version__, "numpy_version": np.__version__, "h5py_version": h5py.__version__,
            "hdf5_version": h5py.version.hdf5_version}  # fmt: skip
@@ -345,7 +345,7 @@ def _chunked(grp: h5py.Group, name: str, shape: tuple[int, ...], maxshape: tuple
 
 
 def _rng_name() -> str:
-    from ...kernels.rng import RNG_NAME
+    from ...core.rng import RNG_NAME
 
     return RNG_NAME
 
