@@ -123,3 +123,93 @@ def test_cuda_target_without_a_gpu_is_a_clear_error() -> None:
     if "CLEAR:" not in proc.stdout:
         pytest.skip("a CUDA GPU is present on this machine")
     assert "run.target" in proc.stdout and "cpu" in proc.stdout
+
+
+SCRIPT_RESUME = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import h5py
+    import numpy as np
+    import descentlab as dl
+    from descentlab.engine.store import write_run
+    from descentlab.engine.run import Simulation
+    from descentlab.engine.spec import parse_spec
+    tmp = Path(sys.argv[1])
+    spec = {"run": {"particles": 20, "steps": 30, "record_every": 5, "seed": 4},
+            "landscape": {"name": "himmelblau"}, "optimizer": {"name": "adam", "lr": 0.05},
+            "stop": {"grad_tol": 1e-3, "bound": 50.0}}
+    on = lambda target: {**spec, "run": {**spec["run"], "target": target}}
+
+    def contents(path):
+        out = {}
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda n, o: out.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
+        return {k: v for k, v in out.items() if not k.startswith("checkpoint/")}
+
+    def same(a, b, tol=0.0):
+        # the same datasets: integers (status, stop steps, ...) equal, reals within tol relative
+        ca, cb = contents(a), contents(b)
+        if sorted(ca) != sorted(cb):
+            return False
+        for k in ca:
+            x, y = ca[k], cb[k]
+            if x.dtype.kind == "f":
+                if not np.all((np.abs(x - y) <= tol * (1 + np.abs(x))) | (np.isnan(x) & np.isnan(y))):
+                    return False
+            elif not np.array_equal(x, y):
+                return False
+        return True
+
+    class Stop(Exception):
+        pass
+
+    def stop_at(k):
+        def cb(step):
+            if step >= k:
+                raise Stop
+        return cb
+
+    report = {}
+    write_run(on("cpu"), tmp / "cpu.h5", progress=False)
+    write_run(on("cuda"), tmp / "cuda.h5", progress=False)
+    report["cuda_file_as_cpu"] = same(tmp / "cpu.h5", tmp / "cuda.h5", 1e-12)
+    # the state stays on the device over 6 chunks; a checkpoint after each brings it back to the host
+    write_run(on("cuda"), tmp / "cuda-chunked.h5", progress=False, chunk_steps=5, checkpoint_every=0)
+    report["cuda_chunked_file"] = same(tmp / "cuda.h5", tmp / "cuda-chunked.h5")  # bit for bit
+    # resume across targets, both ways
+    for first, then in (("cpu", "cuda"), ("cuda", "cpu")):
+        out = tmp / f"{first}-{then}.h5"
+        try:
+            write_run(on(first), out, progress=False, chunk_steps=5, checkpoint_every=0, on_checkpoint=stop_at(15))
+        except Stop:
+            pass
+        write_run(on(then), out, resume=True, progress=False, chunk_steps=10)
+        report[f"resume_{first}_then_{then}"] = same(tmp / "cpu.h5", out, 1e-12)
+    # a chunk transfers the records only: the device copy is what the next chunk starts from
+    sim = Simulation(parse_spec(on("cuda")))
+    sim.advance(10)
+    host_x = sim._host.x.copy()  # stale on purpose: not read through sim.x
+    sim.advance(20)
+    report["host_untouched_between_chunks"] = bool(np.array_equal(sim._host.x, host_x))
+    ref = Simulation(parse_spec(on("cpu")))
+    ref.advance(10)
+    ref.advance(20)
+    close = lambda u, v: bool(np.all(np.abs(u - v) <= 1e-12 * (1 + np.abs(u))))
+    report["state_after_two_chunks"] = close(ref.x, sim.x) and close(ref.state, sim.state)
+    report["host_read_is_current"] = not np.array_equal(sim.x, host_x)
+    print(json.dumps(report))
+    """
+)
+
+
+@pytest.mark.cuda
+def test_state_stays_on_the_device_and_runs_resume_across_targets(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT_RESUME, str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report == {"cuda_file_as_cpu": True, "cuda_chunked_file": True, "resume_cpu_then_cuda": True,
+                      "resume_cuda_then_cpu": True, "host_untouched_between_chunks": True,
+                      "state_after_two_chunks": True, "host_read_is_current": True}  # fmt: skip

@@ -92,8 +92,8 @@ class Simulation:
         else:
             init = initial_positions(spec.init, dim, ids, spec.seed, land.init_box)
         self.init_x = np.ascontiguousarray(init.astype(self.dtype))  # (n, D)
-        self.x = self.init_x.T.copy(order="C")  # never a view of init_x (n = 1 would be one)
-        self.state = np.concatenate(
+        x = self.init_x.T.copy(order="C")  # never a view of init_x (n = 1 would be one)
+        state = np.concatenate(
             [ph.optimizer.initial_state(ph.hyper, dim, n, self.dtype) for ph in spec.phases], axis=0
         )
         self.hyper = np.concatenate([ph.optimizer.pack(ph.hyper) for ph in spec.phases])
@@ -102,9 +102,10 @@ class Simulation:
         self.lparams = land.pack(spec.landscape_params, dim).astype(self.dtype)
         self.lrows = land.scratch_rows(dim)
         self.orows = max(ph.optimizer.scratch_rows(dim) for ph in spec.phases)
-        self.status = np.zeros(n, dtype=np.int8)
-        self.stop_step = np.full(n, -1, dtype=np.int64)
-        self.count = np.zeros(n, dtype=np.int64)
+        self._host = Particles(x, state, np.zeros(n, dtype=np.int8), np.full(n, -1, dtype=np.int64),
+                               np.zeros(n, dtype=np.int64))  # fmt: skip
+        self._device: Any = None  # the state on the device between chunks (targets that keep it there)
+        self._host_current, self._device_current = True, False
         self.step = 0
         self.metrics = None
         if spec.finite_sum is not None:
@@ -126,6 +127,23 @@ class Simulation:
     @property
     def n(self) -> int:
         return self.stop - self.start
+
+    # The state (x, state, status, stop_step, count) lives in host arrays; on a target that keeps
+    # it on the device between chunks (CUDA), reading any of them brings the device's copy back
+    # first, and the next chunk sends the host's copy again (the reader may have changed it).
+    def _particles(self) -> Particles:
+        if self._device is not None:
+            if not self._host_current:
+                self._device.download(self._host)
+                self._host_current = True
+            self._device_current = False
+        return self._host
+
+    x = property(lambda self: self._particles().x, doc="(D, n) positions")
+    state = property(lambda self: self._particles().state, doc="(S, D, n) optimizer state")
+    status = property(lambda self: self._particles().status, doc="(n,) int8 status codes")
+    stop_step = property(lambda self: self._particles().stop_step, doc="(n,) int64 stop steps (-1: running)")
+    count = property(lambda self: self._particles().count, doc="(n,) int64 steps in a row under grad_tol")
 
     def evaluate(self, x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(loss (n,), grad_norm (n,)) at ``x`` (D, n), default the current positions."""
@@ -156,8 +174,16 @@ class Simulation:
         if lead:
             rec_x[:, 0] = self.init_x
             rec_loss[:, 0] = self.evaluate(np.ascontiguousarray(self.init_x.T))[0]
-        particles = Particles(self.x, self.state, self.status, self.stop_step, self.count)
-        self.kernels.run_chunk(particles, self.constants, t0, t1, RecordBuffers(rec_x, rec_loss, first - lead, re))
+        buffers = RecordBuffers(rec_x, rec_loss, first - lead, re)
+        if self.kernels.resident is None:
+            self.kernels.run_chunk(self._host, self.constants, t0, t1, buffers)
+        else:  # the state stays on the device from chunk to chunk; only the records come back
+            if self._device is None:
+                self._device = self.kernels.resident(self._host, self.constants)
+            elif not self._device_current:
+                self._device.upload(self._host)
+            self._device_current, self._host_current = True, False
+            self.kernels.run_chunk(self._host, self.constants, t0, t1, buffers, on_device=self._device)
         self.step = t1
         return ChunkRecords(np.arange(first - lead, last + 1, dtype=np.int64) * re, rec_x, rec_loss)
 

@@ -108,7 +108,8 @@ def chunk_arguments(p: Particles, c: RunConstants, t0: int, t1: int, r: ChunkRec
         t0, t1, record_every, rec_x, rec_loss, rec_first, tol2, patience, bound
 
     (the CPU adapter then replaces ``S``, ``hyper``, ``phase_start``, ``phase_lr`` and ``seed``
-    by one phase's, see :meth:`descentlab.kernels.cpu.CpuKernels.run_chunk`).
+    by one phase's, see :meth:`descentlab.kernels.cpu.CpuKernels.run_chunk`; the CUDA kernel
+    takes the same order, with the device copies of :class:`descentlab.kernels.cuda.Resident`).
     """
     return (p.x, p.state, p.status, p.stop_step, p.count, c.lparams, c.hyper, c.phase_start, c.phase_lr,
             c.schedule, c.seed, c.gid_base, t0, t1, r.every, r.x, r.loss, r.first, c.tol2, c.patience,

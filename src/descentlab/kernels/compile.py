@@ -32,6 +32,9 @@ class Kernels:
     target: str
     #: ``prepare(dtype, label) -> seconds``: compile (or load) what a run of ``dtype`` needs.
     prepare: Callable[..., float] = lambda dtype, label="": 0.0
+    #: ``resident(particles, constants)``: the state kept on the device between chunks (CUDA),
+    #: passed to ``run_chunk(..., on_device=...)``; None where the state lives in host memory.
+    resident: Callable[..., Any] | None = None
 
 
 def _source_salt(functions: Sequence[Callable[..., Any]], layout: tuple[Any, ...] = ()) -> str:
@@ -93,6 +96,7 @@ def build(
         from .cuda import make_cuda_kernels
 
         dispatch = make_dispatch(steps, state_slices, hyper_slices)
-        run_chunk, evaluate, hessian = make_cuda_kernels(value, grad, bgrad, hess, dispatch, needs_hessian)
-        return Kernels(run_chunk, evaluate, hessian, "cuda")
+        run_chunk, evaluate, hessian, resident = make_cuda_kernels(value, grad, bgrad, hess, dispatch,
+                                                                   needs_hessian)  # fmt: skip
+        return Kernels(run_chunk, evaluate, hessian, "cuda", resident=resident)
     raise ValueError(f"run.target: unknown target {target!r}; expected 'cpu' or 'cuda'")

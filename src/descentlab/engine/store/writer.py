@@ -190,10 +190,11 @@ def _spec_json(spec: RunSpec) -> str:
 
 
 def _compare_spec(stored: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> str | None:
-    """The first field where two resolved specs differ (ignoring run.chunk_steps)."""
+    """The first field where two resolved specs differ, ignoring ``run.chunk_steps`` and
+    ``run.target`` (neither changes the result: a run begun on the CPU resumes on a GPU)."""
     for key in sorted(set(stored) | set(new)):
         where = f"{prefix}{key}"
-        if where == "run.chunk_steps":
+        if where in ("run.chunk_steps", "run.target"):
             continue
         a, b = stored.get(key), new.get(key)
         if isinstance(a, Mapping) and isinstance(b, Mapping):
