@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent(
                                      "schedule": {"name": "cosine"}}))
     out = {}
     for land, opt, stop, extra in runs:
-        run = {"particles": 9, "steps": 12, "record_every": 4, "seed": 2}
+        run = {"particles": 9, "steps": 12, "record_every": 4, "seed": 2, "dtype": "float64"}
         key = land["name"] + "/" + opt["name"]
         spec = {"run": run, "landscape": land, "optimizer": opt, "stop": stop, **extra}
         if land["name"] == "muller_brown":
@@ -136,7 +136,7 @@ SCRIPT_RESUME = textwrap.dedent(
     from descentlab.engine.run import Simulation
     from descentlab.engine.spec import parse_spec
     tmp = Path(sys.argv[1])
-    spec = {"run": {"particles": 20, "steps": 30, "record_every": 5, "seed": 4},
+    spec = {"run": {"particles": 20, "steps": 30, "record_every": 5, "seed": 4, "dtype": "float64"},
             "landscape": {"name": "himmelblau"}, "optimizer": {"name": "adam", "lr": 0.05},
             "stop": {"grad_tol": 1e-3, "bound": 50.0}}
     on = lambda target: {**spec, "run": {**spec["run"], "target": target}}
