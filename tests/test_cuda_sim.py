@@ -1,11 +1,13 @@
-"""The CUDA kernels, run under Numba's CUDA simulator, match the CPU kernels.
+"""The CUDA kernels match the CPU kernels: on a real GPU where there is one, else under
+Numba's CUDA simulator (marker ``cuda``; in ``make test``).
 
 The simulator must be switched on before Numba is imported, so each check runs
-in a subprocess with ``NUMBA_ENABLE_CUDASIM=1``.
+in a subprocess (with ``NUMBA_ENABLE_CUDASIM=1`` unless a GPU is present).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -15,6 +17,15 @@ import textwrap
 import pytest
 
 pytest.importorskip("numba.cuda")
+
+
+@functools.cache
+def cuda_env() -> dict[str, str]:
+    """The environment of the CUDA checks: on a machine with a GPU the real device, else the simulator."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    probe = subprocess.run([sys.executable, "-c", "from numba import cuda; print(cuda.is_available())"], env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    return env if probe.stdout.strip() == "True" else {**env, "NUMBA_ENABLE_CUDASIM": "1"}
 
 SCRIPT = textwrap.dedent(
     """
@@ -73,7 +84,7 @@ HYPER = {
 @pytest.fixture(scope="module")
 def cpu_vs_cuda() -> dict[str, dict]:
     """Every landscape x optimizer (and a model run) on the CPU and on CUDA (simulated), in one process."""
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    env = cuda_env()
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(HYPER)], env=env, capture_output=True, text=True, timeout=900
     )
@@ -205,7 +216,7 @@ SCRIPT_RESUME = textwrap.dedent(
 
 @pytest.mark.cuda
 def test_state_stays_on_the_device_and_runs_resume_across_targets(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    env = cuda_env()
     proc = subprocess.run([sys.executable, "-c", SCRIPT_RESUME, str(tmp_path)], env=env, capture_output=True,
                           text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

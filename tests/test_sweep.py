@@ -431,8 +431,10 @@ def test_local_executor_runs_small_points_at_once(tmp_path: Path) -> None:
     assert LocalExecutor(threads=2)._plan(tasks) == (1, 2)  # threads per point given: one at a time
     (tmp_path / "at_once").mkdir()
     where: dict[str, str] = {}
-    LocalExecutor(at_once=2).run(tasks, progress=False,
-                                 on_done=lambda t, r: where.__setitem__(t.key, threading.current_thread().name))  # fmt: skip
+    def seen(task: Task, result: dict) -> None:
+        where[task.key] = threading.current_thread().name
+
+    LocalExecutor(at_once=2).run(tasks, progress=False, on_done=seen)
     assert len(where) == 4
     if _thread_safe_layer():  # the first point runs alone, the others in the executor's threads
         assert where["t0"] == threading.main_thread().name

@@ -119,11 +119,13 @@ class LocalExecutor:
             return 1, self.threads
         from ..engine.spec import parse_spec
 
-        sizes = []
+        sizes, cpu = [], True
         for t in tasks:
-            sizes.append(t.particles[1] - t.particles[0] if t.particles else (t.run or parse_spec(t.spec)).particles)
+            rs = t.run or parse_spec(t.spec)
+            sizes.append(t.particles[1] - t.particles[0] if t.particles else rs.particles)
+            cpu = cpu and rs.target == "cpu"
         total = numba.get_num_threads()
-        if total < 2 or max(sizes) > SMALL_POINT_PARTICLES:
+        if total < 2 or max(sizes) > SMALL_POINT_PARTICLES or not cpu:  # a GPU takes one point at a time
             return 1, None
         return min(total, len(tasks)), 1
 
