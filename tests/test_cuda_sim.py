@@ -209,6 +209,11 @@ SCRIPT_RESUME = textwrap.dedent(
     close = lambda u, v: bool(np.all(np.abs(u - v) <= 1e-12 * (1 + np.abs(u))))
     report["state_after_two_chunks"] = close(ref.x, sim.x) and close(ref.state, sim.state)
     report["host_read_is_current"] = not np.array_equal(sim.x, host_x)
+    # a shard on the GPU is rows a:b of the whole GPU run, bit for bit (particle ids, not positions, key the RNG)
+    whole = dl.simulate({**on("cuda"), "optimizer": {"name": "langevin", "lr": 0.01}})
+    part = dl.simulate({**on("cuda"), "optimizer": {"name": "langevin", "lr": 0.01}}, particles=(5, 15))
+    report["shard_rows"] = bool(np.array_equal(whole.trajectory_x[5:15], part.trajectory_x)
+                                and np.array_equal(whole.status[5:15], part.status))
     print(json.dumps(report))
     """
 )
@@ -223,4 +228,4 @@ def test_state_stays_on_the_device_and_runs_resume_across_targets(tmp_path) -> N
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report == {"cuda_file_as_cpu": True, "cuda_chunked_file": True, "resume_cpu_then_cuda": True,
                       "resume_cuda_then_cpu": True, "host_untouched_between_chunks": True,
-                      "state_after_two_chunks": True, "host_read_is_current": True}  # fmt: skip
+                      "state_after_two_chunks": True, "host_read_is_current": True, "shard_rows": True}  # fmt: skip
