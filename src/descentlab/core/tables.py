@@ -9,6 +9,7 @@ field, e.g. ``run.steps: Input should be greater than 0 (got 0)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,3 +50,12 @@ def validate_table(cls: type[BaseModel], data: Mapping[str, Any], prefix: str) -
         elif "input" in err and not isinstance(err["input"], dict):
             msg = f"{msg} (got {err['input']!r})"
         raise SpecError(f"{where}: {msg}") from None
+
+
+def check_number(key: str, value: Any) -> float:
+    """``value`` as a finite float; ``ValueError("key: ...")`` for a non-number (booleans included) or inf/NaN."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{key}: must be finite (got {value!r})")
+    return float(value)

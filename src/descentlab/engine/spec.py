@@ -193,14 +193,6 @@ def _table(spec: Mapping[str, Any], key: str) -> dict[str, Any]:
     return dict(val)
 
 
-def _check_number(field_name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(field_name, f"expected a number, got {value!r}")
-    if not math.isfinite(value):
-        raise _fail(field_name, f"must be finite (got {value!r})")
-    return float(value)
-
-
 def _resolve_hyper(opt: Optimizer, given: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """An optimizer table validated by its owner (:meth:`Optimizer.validate`), errors named in full."""
     try:
@@ -258,10 +250,9 @@ def _get_opt(name: Any, where: str) -> Optimizer:
 
 
 def _landscape(spec: Mapping[str, Any]) -> tuple[Landscape, dict[str, Any], int]:
+    """The landscape a table names (registry or formula), its table validated by it (:meth:`Landscape.validate`)."""
     table = _table(spec, "landscape")
     dim = table.pop("dim", None)
-    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
-        raise _fail("landscape.dim", f"expected an integer >= 1, got {dim!r}")
     if "formula" in table:
         from ..landscapes.formula import formula_landscape
 
@@ -272,7 +263,7 @@ def _landscape(spec: Mapping[str, Any]) -> tuple[Landscape, dict[str, Any], int]
             land = formula_landscape(table["formula"])
         except ValueError as exc:
             raise _fail("landscape.formula", str(exc)) from None
-        params: dict[str, Any] = {}
+        table = {}
     else:
         name = table.pop("name", None)
         if not isinstance(name, str):
@@ -281,28 +272,13 @@ def _landscape(spec: Mapping[str, Any]) -> tuple[Landscape, dict[str, Any], int]
             land = get_landscape(name)
         except KeyError as exc:
             raise _fail("landscape.name", str(exc.args[0]).split(": ", 1)[-1]) from None
-        try:
-            params = land.resolve_params(table)
-        except KeyError as exc:
-            bad = sorted(set(table) - set(land.params))[0]
-            raise _fail(f"landscape.{bad}", str(exc.args[0])) from None
-        for key, val in params.items():
-            if isinstance(land.params[key], int | float) and not isinstance(land.params[key], bool):
-                params[key] = _check_number(f"landscape.{key}", val)
-                if isinstance(land.params[key], int):
-                    if params[key] != int(params[key]):
-                        raise _fail(f"landscape.{key}", f"expected an integer, got {val!r}")
-                    params[key] = int(params[key])
     try:
-        d = land.resolve_dim(dim)
+        params, d = land.validate(table, dim)
+    except KeyError as exc:
+        bad = sorted(set(table) - set(land.params))[0]
+        raise _fail(f"landscape.{bad}", str(exc.args[0])) from None
     except ValueError as exc:
-        raise _fail("landscape.dim", str(exc)) from None
-    if d < land.min_dim:
-        raise _fail("landscape.dim", f"{land.name} needs dim >= {land.min_dim}")
-    try:
-        land.pack(params, d)
-    except ValueError as exc:
-        raise _fail(f"landscape.{getattr(exc, 'field', 'name')}", str(exc)) from None
+        raise SpecError(f"landscape.{exc}") from None
     return land, params, d
 
 

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.tables import check_number
+
 ParamPacker = Callable[[Mapping[str, Any], int], np.ndarray]
 PointsFn = Callable[[Mapping[str, Any], int], list[tuple[str, np.ndarray]]]
 
@@ -114,6 +116,35 @@ class Landscape:
         out = dict(self.params)
         out.update(given)
         return out
+
+    def validate(self, given: Mapping[str, Any] | None, dim: Any = None) -> tuple[dict[str, Any], int]:
+        """(parameters, dimension) of a ``[landscape]`` table: defaults overlaid, numbers checked.
+
+        Raises ``KeyError`` for an unknown parameter and ``ValueError("key: what is wrong")``
+        (``key`` a parameter name or ``dim``) for a bad value.
+        """
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+            raise ValueError(f"dim: expected an integer >= 1, got {dim!r}")
+        params = self.resolve_params(given)
+        for key, val in params.items():
+            default = self.params[key]
+            if isinstance(default, int | float) and not isinstance(default, bool):
+                params[key] = check_number(key, val)
+                if isinstance(default, int):
+                    if params[key] != int(params[key]):
+                        raise ValueError(f"{key}: expected an integer, got {val!r}")
+                    params[key] = int(params[key])
+        try:
+            d = self.resolve_dim(dim)
+        except ValueError as exc:
+            raise ValueError(f"dim: {exc}") from None
+        if d < self.min_dim:
+            raise ValueError(f"dim: {self.name} needs dim >= {self.min_dim}")
+        try:
+            self.pack(params, d)
+        except ValueError as exc:
+            raise ValueError(f"{getattr(exc, 'field', 'name')}: {exc}") from None
+        return params, d
 
     def pack(self, params: Mapping[str, Any], dim: int) -> np.ndarray:
         """Packed parameter vector (float64; cast to the kernel dtype by the engine)."""

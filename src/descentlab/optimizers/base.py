@@ -33,12 +33,13 @@ in ``tests/reference.py`` the same rule.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ..core.tables import check_number
 
 #: The allowed values of hyperparameters by name (as torch.optim checks them), for every
 #: optimizer that has one: ``(low, high, low_open, high_open)``; ``None``: unbounded.
@@ -75,12 +76,6 @@ def _in_range(name: str, v: float) -> bool:
     return ok and (high is None or (v < high if high_open else v <= high))
 
 
-def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{key}: expected a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{key}: must be finite (got {value!r})")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -135,12 +130,12 @@ class Optimizer:
             elif isinstance(default, tuple):
                 if not isinstance(val, list | tuple) or len(val) != len(default):
                     raise ValueError(f"{key}: expected {len(default)} numbers, got {val!r}")
-                vals = tuple(_number(key, v) for v in val)
+                vals = tuple(check_number(key, v) for v in val)
                 if key in HYPER_RANGES and not all(_in_range(key, v) for v in vals):
                     raise ValueError(f"{key}: each must be {describe_range(key)} (got {list(val)})")
                 hyper[key] = vals
             else:
-                v = _number(key, val)
+                v = check_number(key, val)
                 if key in HYPER_RANGES and not _in_range(key, v):
                     raise ValueError(f"{key}: must be {describe_range(key)} (got {val!r})")
                 hyper[key] = v
