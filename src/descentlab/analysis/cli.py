@@ -23,7 +23,7 @@ def _check(path: Path, writes: bool = True) -> str | None:
                 return f"PATH: {path} is an incomplete run; finish it with `descentlab run --resume` first"
     except StoreError as exc:
         return f"PATH: {exc}"
-    from . import _is_sidecar, analysis_path
+    from .io import _is_sidecar, analysis_path
 
     side = analysis_path(path)
     if writes and side.exists() and not _is_sidecar(side):
