@@ -251,6 +251,52 @@ def refine(lm: LandscapeMath, x0: np.ndarray, tol: float, iters: int = 30) -> np
     return x
 
 
+#: Clusters checked by Newton's method at most (the most populated first); the rest are "not settled".
+NEWTON_MAX = 5000
+
+
+def newton_critical(lm: LandscapeMath, starts: np.ndarray, tol: float, iters: int = 30) -> np.ndarray | None:
+    """(m,) bool: whether Newton's method on the gradient from each of ``starts`` (m, D) reaches a
+    critical point within ``tol`` (max norm) of its start (its last step shorter than ``1e-6 tol``).
+
+    Vectorised over the points (the landscape's plain-Python Hessian, no compilation); at most
+    :data:`NEWTON_MAX` points are tried (the first ones), the rest are False. Models (no cheap
+    Hessian) return None: cannot tell.
+    """
+    if isinstance(lm, ModelMath):
+        return None
+    x0 = np.asarray(starts, dtype=np.float64).reshape(-1, lm.dim)
+    m = x0.shape[0]
+    ok = np.zeros(m, dtype=bool)
+    if m == 0:
+        return ok
+    with np.errstate(all="ignore"):  # far from a critical point Newton may overflow: that is a "no"
+        return _newton(lm, x0, ok, tol, iters)
+
+
+def _newton(lm: LandscapeMath, x0: np.ndarray, ok: np.ndarray, tol: float, iters: int) -> np.ndarray:
+    m = x0.shape[0]
+    live = np.arange(min(m, NEWTON_MAX))
+    x = x0[live].copy()
+    for _ in range(iters):
+        if live.size == 0:
+            break
+        g = lm.grad(x)
+        h = lm.hess(x, compiled=False)
+        good = np.all(np.isfinite(g), axis=1) & np.all(np.isfinite(h.reshape(len(x), -1)), axis=1)
+        dx = np.zeros_like(x)
+        if np.any(good):
+            dx[good] = np.einsum("nij,nj->ni", np.linalg.pinv(h[good], rcond=1e-12, hermitian=True), g[good])
+        x = x - dx
+        step = np.max(np.abs(dx), axis=1)
+        away = ~good | ~np.all(np.isfinite(x), axis=1) | (np.max(np.abs(x - x0[live]), axis=1) > tol)
+        done = ~away & (step <= 1e-6 * tol)
+        ok[live[done]] = True
+        keep = ~away & ~done
+        live, x = live[keep], x[keep]
+    return ok
+
+
 def analyze_points(lm: LandscapeMath, x: np.ndarray, eig_tol: float = EIG_TOL,
                    compiled: bool | None = None) -> CriticalPoints:  # fmt: skip
     """Hessian eigenvalues, class, sharpness and index at points ``x`` (K, D)."""

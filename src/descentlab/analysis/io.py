@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from .attractors import OUTCOME_CODES
 from .result import AnalysisResult, RunData
 
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2
 #: The sidecar file of a run's analysis: ``RUN.h5`` -> ``RUN.h5.analysis``.
 ANALYSIS_SUFFIX = ".analysis"
 ANALYSIS_FORMAT = "descentlab.analysis"
@@ -94,58 +93,49 @@ def _is_sidecar(side: Path) -> bool:
         return False
 
 
-def _write_group(f: Any, ar: AnalysisResult) -> None:
+def put(g: Any, name: str, data: Any, dims: tuple[str, ...], attrs: Mapping[str, Any] | None = None) -> Any:
+    """Create dataset ``name`` in h5py group ``g`` with named dimensions ``dims``.
+
+    Each dimension is an HDF5 dimension scale of that name in ``g`` (``arange`` of its
+    length, created on first use), so xarray (``engine="h5netcdf"``) opens the group with
+    these names instead of ``phony_dim_*``. Lists and string arrays are stored as UTF-8
+    strings; ``attrs`` values that are not scalars or strings are stored as JSON.
+    """
     import h5py
 
-    st = h5py.string_dtype()
+    arr = data if isinstance(data, np.ndarray) else None
+    if arr is None and isinstance(data, list | tuple) and (not data or isinstance(data[0], str)):
+        ds = g.create_dataset(name, data=np.array([str(v) for v in data], dtype=object), dtype=h5py.string_dtype())
+    else:
+        arr = np.asarray(data)
+        if arr.dtype.kind in "OU":
+            ds = g.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
+        else:
+            ds = g.create_dataset(name, data=arr)
+    for i, d in enumerate(dims[: ds.ndim]):
+        scale = g.get(d)
+        if scale is None:
+            scale = g.create_dataset(d, data=np.arange(ds.shape[i], dtype=np.int64))
+            scale.make_scale(d)
+        elif scale.shape[0] != ds.shape[i]:
+            raise ValueError(f"/{g.name}/{name}: dimension {d!r} has length {scale.shape[0]}, not {ds.shape[i]}")
+        ds.dims[i].attach_scale(scale)
+        ds.dims[i].label = d
+    for k, v in (attrs or {}).items():
+        ds.attrs[k] = v if isinstance(v, str | int | float) else json.dumps(v)
+    return ds
+
+
+def _write_group(f: Any, ar: AnalysisResult) -> None:
+    """The ``/analysis`` group: the summary, then the part of each registered analysis."""
+    from .registry import ANALYSES
+
     g = f.create_group("analysis")
     g.attrs["summary"] = json.dumps(ar.summary)
     g.attrs["analysis_version"] = ANALYSIS_VERSION
-    lab = g.create_dataset("labels", data=ar.labels.astype(np.int64))
-    lab.attrs["codes"] = json.dumps({str(k): v for k, v in OUTCOME_CODES.items()})
-    att, cp = ar.attractors, ar.critical
-    a = g.create_group("attractors")
-    k = att.n
-    fr = {key: ar.outcomes[key][:k] for key in ("fraction", "ci_low", "ci_high")}
-    for name, arr in {
-        "position": att.positions, "count": att.counts, "loss": att.losses, "extent": att.extents,
-        "eigenvalues": cp.eigenvalues, "sharpness": cp.sharpness, "trace": cp.trace, "index": cp.index,
-        "index_fraction": cp.index_fraction, "grad_norm": cp.grad_norm, **fr,
-    }.items():  # fmt: skip
-        a.create_dataset(name, data=np.asarray(arr))
-    for name, lst in {
-        "name": att.names,
-        "kind": att.kinds,
-        "known": att.known,
-        "classification": cp.classes,
-    }.items():
-        a.create_dataset(name, data=np.array(lst, dtype=object), dtype=st)
-    o = g.create_group("outcomes")
-    for key, arr in ar.outcomes.items():
-        o.create_dataset(key, data=arr)
-    o.create_dataset("name", data=np.array(ar.outcome_names(), dtype=object), dtype=st)
-    kn = g.create_group("known")
-    for key, v in ar.known.items():
-        if isinstance(v, list):
-            kn.create_dataset(key, data=np.array(v, dtype=object), dtype=st)
-        else:
-            kn.create_dataset(key, data=np.asarray(v))
-    if ar.basin_map is not None:
-        g.create_dataset("basin_map", data=ar.basin_map)
-    if ar.start_points is not None:
-        sp = g.create_group("start_points")
-        for key, arr in ar.start_points.items():
-            sp.create_dataset(key, data=arr)
-    cv = g.create_group("convergence")
-    for key, v in ar.convergence.items():
-        if key == "f_opt":
-            cv.attrs["f_opt"] = float(v)
-        else:
-            cv.create_dataset(key, data=np.asarray(v))
-    if ar.census is not None:
-        ce = g.create_group("census")
-        for key, arr in ar.census.items():
-            ce.create_dataset(key, data=arr)
+    for an in ANALYSES.values():
+        if an.write is not None:
+            an.write(g, ar.results)
 
 
 def _open_sidecar(path: str | Path) -> Any:

@@ -33,8 +33,11 @@ def summary_text(summary: Mapping[str, Any]) -> str:
         f"analysis of {s.get('label') or s.get('path', 'run')}: {s.get('landscape')} (D={s.get('dim')}), "
         f"{s.get('optimizer')}, {s.get('particles')} particles; tolerance {s.get('tolerance', 0):.3g}",
         "  outcomes    " + ", ".join(f"{k}: {v} ({v / n:.1%})" for k, v in oc.items()),
-        f"  attractors  {s.get('n_attractors')}",
+        f"  attractors  {s.get('n_attractors')}" + (f"  (settled: {s['settle_rule']})" if s.get("settle_rule") else ""),
     ]
+    if s.get("hessians_not_computed"):
+        lines.append(f"  NOTE        {s['hessians_not_computed']} attractors have no Hessian, eigenvalues or grad_norm "
+                     f"(NaN, 'not computed'): {s.get('hessians_not_computed_reason')}")  # fmt: skip
     for r in s.get("attractors", [])[:20]:
         ci = r.get("ci") or [float("nan")] * 2
         eig = r.get("eigenvalues")
@@ -58,7 +61,10 @@ def summary_text(summary: Mapping[str, Any]) -> str:
     if s.get("start_points"):
         lines.append(f"  start points {s['start_points']} distinct (outcome probabilities per point stored)")
     med = s.get("median_steps_to_target")
-    lines.append(f"  convergence f_opt {s.get('f_opt'):.6g}; target f - f_opt <= {s.get('ecdf_target'):.0e}: "
+    ref = s.get("f_opt")
+    ref_s = "-" if ref is None else f"{ref:.6g}"
+    lines.append(f"  convergence f_ref {ref_s} ({s.get('reference_kind', '?')}); target f - f_ref <= "
+                 f"{s.get('ecdf_target'):.0e} (diverged / left the bound never count): "
                  f"reached by {s.get('success_rate', 0):.1%}, median steps {med if med is not None else '-'}, "
                  f"ECDF area {s.get('ecdf_area', 0):.3f}")  # fmt: skip
     if s.get("census"):
