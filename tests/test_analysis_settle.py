@@ -162,3 +162,15 @@ def test_left_the_bound_is_never_a_success(tmp_path):
     ar = analyze_result(r)
     assert ar.summary["success_rate"] == 0.0 and ar.summary["ecdf_area"] == 0.0
     assert np.all(ar.convergence["steps_to_target"] == -1) and ar.attractors.n == 0
+
+
+def test_many_attractors_keep_their_gradient_norm():
+    # above PYTHON_HESSIAN_MAX points the compiled Hessian is used; grad_norm and loss used to be NaN there
+    from descentlab.analysis.critical import PYTHON_HESSIAN_MAX, LandscapeMath, analyze_points
+
+    lm = LandscapeMath(get_landscape("double_well"), {"barrier": 1.0}, 2)
+    x = np.random.default_rng(0).uniform(-2, 2, (PYTHON_HESSIAN_MAX + 10, 2))
+    cp = analyze_points(lm, x)
+    np.testing.assert_allclose(cp.grad_norm, np.linalg.norm(lm.grad(x), axis=1))
+    np.testing.assert_allclose(cp.losses, lm.value(x))
+    assert np.all(np.isfinite(cp.eigenvalues))

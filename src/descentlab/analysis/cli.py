@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _check(path: Path, writes: bool = True) -> str | None:
@@ -31,7 +32,22 @@ def _check(path: Path, writes: bool = True) -> str | None:
     return None
 
 
-def analyze_command(path: str | Path, plots: str | Path | None = None) -> int:
+def parse_targets(text: str | None) -> tuple[float, ...] | None:
+    """``"1e-1,1e-3"`` -> (0.1, 0.001); None -> None. Raises the CLI's one-line error on bad input."""
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in text.replace(";", ",").split(",") if v.strip())
+    except ValueError:
+        vals = ()
+    if not vals or any(not v > 0 for v in vals):
+        from ..cli import UserError
+
+        raise UserError(f"--targets: give positive numbers separated by commas, got {text!r}")
+    return vals
+
+
+def analyze_command(path: str | Path, plots: str | Path | None = None, **kwargs: Any) -> int:
     """``descentlab analyze RUN.h5 [--plots DIR]``: analyse, write RUN.analysis, print the summary."""
     from . import analyze, summary_text
 
@@ -40,12 +56,12 @@ def analyze_command(path: str | Path, plots: str | Path | None = None) -> int:
     if err:
         print(f"descentlab: error: {err}", file=sys.stderr)
         return 2
-    ar = analyze(path, plots)
+    ar = analyze(path, plots, progress=None, **kwargs)
     print(summary_text(ar.summary))
     return 0
 
 
-def compare_command(paths: Sequence[str | Path], plots: str | Path | None = None) -> int:
+def compare_command(paths: Sequence[str | Path], plots: str | Path | None = None, **kwargs: Any) -> int:
     """``descentlab compare A.h5 B.h5 ... [--plots DIR]``: a table across runs (+ figures)."""
     from . import compare
     from .convergence import format_table
@@ -59,7 +75,7 @@ def compare_command(paths: Sequence[str | Path], plots: str | Path | None = None
         if err:
             print(f"descentlab: error: {err}", file=sys.stderr)
             return 2
-    rows, figs = compare(paths, plots)
+    rows, figs = compare(paths, plots, **kwargs)
     print(format_table(rows))
     for k, v in figs.items():
         print(f"figure {k}: {v}")

@@ -314,12 +314,10 @@ def analyze_points(lm: LandscapeMath, x: np.ndarray, eig_tol: float = EIG_TOL,
     lam = np.full((k, lm.dim), np.nan)
     if np.any(ok):
         lam[ok] = np.linalg.eigvalsh(h[ok])
-    if compiled or (compiled is None and k > PYTHON_HESSIAN_MAX and not isinstance(lm, ModelMath)):
-        gn = np.full(k, np.nan)
-        losses = np.full(k, np.nan)
-    else:
-        gn = np.linalg.norm(lm.grad(x), axis=1)
-        losses = lm.value(x)
+    # gradient norm and loss at every point (plain Python, one vectorised call each): never NaN for a
+    # count of points, only where the landscape itself is not finite
+    gn = np.linalg.norm(lm.grad(x), axis=1)
+    losses = lm.value(x)
     classes = [classify(row, eig_tol) for row in lam]
     with np.errstate(invalid="ignore"):
         tol = eig_tol * np.maximum(1.0, np.nanmax(np.abs(lam), axis=1, initial=0.0))

@@ -70,7 +70,7 @@ class AnalysisResult:
     def to_xarray(self) -> Any:
         """The analysis as an ``xarray.Dataset`` (dims ``particle``, ``attractor``, ``outcome``,
         ``target``, ``record``, ...; the summary as the JSON attribute ``summary``)."""
-        from .xarray import analysis_dataset
+        from .xarray_view import analysis_dataset
 
         return analysis_dataset(self)
 

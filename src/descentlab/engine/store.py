@@ -34,14 +34,12 @@ from __future__ import annotations
 import dataclasses
 import errno
 import fcntl
-import itertools
 import json
 import math
 import os
 import queue
 import shutil
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -344,17 +342,14 @@ def _create_finite_sum_layout(f: h5py.File, sim: Simulation, rc: int, p_t: h5py.
 def _write_epochs(f: h5py.File, updates: np.ndarray, chunk_times: list[tuple[int, float]], step0: int) -> None:
     """``/metrics/epoch_updates`` (E,) and ``epoch_wall_time`` (E,) seconds.
 
-    A chunk's wall time (kernel and metrics) is shared evenly among its
-    updates; epochs run before a resume have NaN times (not measured here).
+    Each epoch's time is measured: the engine advances in pieces cut at every epoch end
+    (:meth:`Simulation.advance_timed`), and an epoch's time is the kernel time of its pieces
+    (metrics at the records are not included); epochs run before a resume have NaN times
+    (not measured here).
     """
-    per_step = np.full(int(updates.sum()), np.nan)
-    s = step0
-    for n_steps, secs in chunk_times:
-        per_step[s : s + n_steps] = secs / max(1, n_steps)
-        s += n_steps
-    bounds = np.concatenate([[0], np.cumsum(updates)])
-    wall = np.array([per_step[a:b].sum() if not np.isnan(per_step[a:b]).any() else np.nan
-                     for a, b in itertools.pairwise(bounds)])  # fmt: skip
+    from .run import epoch_times
+
+    wall = epoch_times(updates, chunk_times, step0)
     m = f["metrics"]
     m.create_dataset("epoch_updates", data=updates)
     m.create_dataset("epoch_wall_time", data=wall)
@@ -551,13 +546,6 @@ def _restore(f: h5py.File, sim: Simulation) -> int:
     return sim.step
 
 
-def _progress(total: int, initial: int, show: bool | None) -> Any:
-    from tqdm.auto import tqdm
-
-    disable = (not sys.stderr.isatty()) if show is None else not show
-    return tqdm(total=total, initial=initial, unit="step", disable=disable, dynamic_ncols=True, leave=False)
-
-
 def write_run(
     spec: Any,
     out: str | Path,
@@ -715,7 +703,11 @@ def _write_run_locked(
         step0, rec0 = 0, 0
     ident = os.stat(tmp)  # the file this process writes (and the only one it will move into place)
     t_start = time.perf_counter()
-    bar = _progress(rs.steps, step0, progress)
+    from .run import progress_bar, progress_ends
+
+    bar = progress_bar(rs.steps, sim.n, step0, progress)
+    cuts = np.union1d(progress_ends(rs), np.cumsum(rs.finite_sum.epoch_of_steps(rs.steps))
+                      if rs.finite_sum is not None else [])  # epochs timed one by one; the bar moves  # fmt: skip
     writer = _Writer(depth=1)
     raw: _RawChunks | None = None
     chunk_times: list[tuple[int, float]] = []  # (steps, seconds) of each chunk of this process
@@ -729,8 +721,9 @@ def _write_run_locked(
         for t1 in ends:
             if t1 <= sim.step:
                 continue
-            step_before, t_chunk = sim.step, time.perf_counter()
-            recs = sim.advance(t1, with_initial=rec == 0)  # record 0 goes with the first chunk
+            # record 0 goes with the first chunk
+            recs, times = sim.advance_timed(t1, with_initial=rec == 0, cuts=cuts,
+                                            on_piece=lambda s: bar.update(s - bar.n))  # fmt: skip
             now = time.perf_counter()
             snap = None
             if t1 == rs.steps or now - last_checkpoint >= checkpoint_every:
@@ -741,7 +734,7 @@ def _write_run_locked(
             rec_now = rec
 
             mets = sim.metrics.at(recs.x) if sim.metrics is not None else {}
-            chunk_times.append((t1 - step_before, time.perf_counter() - t_chunk))
+            chunk_times.extend(times)
 
             def job(r0=r0, recs=recs, snap=snap, step_now=step_now, rec_now=rec_now, mets=mets) -> None:
                 _write_records(f, raw, r0, recs.x, recs.loss)
@@ -752,7 +745,6 @@ def _write_run_locked(
                         on_checkpoint(step_now)
 
             writer.put(job)
-            bar.update(t1 - bar.n)
         loss, gn = sim.finish()
         writer.close()
         raw.close()
@@ -959,6 +951,26 @@ class RunFile:
     def trajectory(self, particle: int) -> np.ndarray:
         """Recorded positions (R, D) of one particle."""
         return self.file["trajectory/x"][particle, : self.records, :]
+
+    def to_xarray(self) -> Any:
+        """The run as an ``xarray.Dataset`` in memory (layout in :mod:`descentlab.xarray_view`: ``step``
+        a coordinate, status with CF flags, the metrics of a model run under their file names).
+        A partial run has no final state yet: :class:`StoreError`."""
+        from ..xarray_view import run_dataset
+
+        if not self.complete:
+            raise StoreError(f"{self.path}: an incomplete run has no final state; finish it (descentlab run --resume)")
+        f = self.file
+        metrics = {}
+        if "metrics" in f:
+            metrics = {k: v[...] for k, v in f["metrics"].items() if isinstance(v, h5py.Dataset) and k != "layer"}
+        keys = ("created", "finished", "wall_time", "compile_time", "target", "dtype")
+        return run_dataset(
+            self.spec, init_x=f["init/x"], trajectory_x=f["trajectory/x"], trajectory_loss=f["trajectory/loss"],
+            record_steps=f["trajectory/step"], particle=f["init/particle"][...] if "particle" in f["init"] else None,
+            final_x=f["final/x"], final_loss=f["final/loss"], grad_norm=f["final/grad_norm"], status=f["final/status"],
+            stop_step=f["final/stop_step"], metrics=metrics, attrs={k: self.attrs[k] for k in keys if k in self.attrs},
+        )  # fmt: skip
 
     def datasets(self) -> Iterator[tuple[str, h5py.Dataset]]:
         """Every dataset in the file as (path, dataset)."""
