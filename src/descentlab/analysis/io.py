@@ -112,6 +112,9 @@ def put(g: Any, name: str, data: Any, dims: tuple[str, ...], attrs: Mapping[str,
             ds = g.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
         else:
             ds = g.create_dataset(name, data=arr)
+    if ds.ndim == 1 and dims and dims[0] == name:  # a coordinate variable: the dimension scale itself
+        ds.make_scale(name)
+        dims = ()
     for i, d in enumerate(dims[: ds.ndim]):
         scale = g.get(d)
         if scale is None:

@@ -257,3 +257,84 @@ def index_vs_loss(loss: np.ndarray, index: np.ndarray, path: str | Path | None =
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _done(fig, path)
+
+
+def pca_trajectories(projection: np.ndarray, explained: np.ndarray, path: str | Path | None = None, title: str = "",
+                     *, ax: Any = None, attractors: np.ndarray | None = None) -> Any:  # fmt: skip
+    """Trajectories (S, R, 2) projected on their top two principal components (``explained`` (2,)
+    fractions of the variance), starts in black, ends in orange, attractors (K, 2) as stars."""
+    fig, ax = _axes(ax)
+    p = np.asarray(projection, dtype=float)
+    for j, tr in enumerate(p):
+        ok = np.all(np.isfinite(tr), axis=1)
+        ax.plot(tr[ok, 0], tr[ok, 1], "-", color="tab:red", lw=0.6, alpha=0.5, label="trajectories" if j == 0 else None)
+    first = np.array([tr[np.all(np.isfinite(tr), axis=1)][0] for tr in p if np.any(np.all(np.isfinite(tr), axis=1))])
+    last = np.array([tr[np.all(np.isfinite(tr), axis=1)][-1] for tr in p if np.any(np.all(np.isfinite(tr), axis=1))])
+    if first.size:
+        ax.plot(first[:, 0], first[:, 1], "o", color="black", ms=2.5, ls="", label=f"start ({len(first)})")
+        ax.plot(last[:, 0], last[:, 1], "o", color="tab:orange", ms=3, ls="", label="end")
+    if attractors is not None and len(attractors):
+        a = np.asarray(attractors)
+        ax.plot(a[:, 0], a[:, 1], "*", color="red", mec="k", ms=11, ls="", label="attractors")
+    ex = np.asarray(explained, dtype=float)
+    ax.set_xlabel(f"PC1 ({ex[0]:.1%} of the variance)")
+    ax.set_ylabel(f"PC2 ({ex[1]:.1%} of the variance)" if ex.size > 1 else "PC2")
+    ax.set_title(title or "trajectories on their principal components", fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _done(fig, path)
+
+
+def loss_plane(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray, path: str | Path | None = None,
+               title: str = "", *, ax: Any = None, end_points: np.ndarray | None = None) -> Any:  # fmt: skip
+    """Loss on a 2-D plane (``loss`` (A, B), axis 0 alpha) with filled log contours; ``end_points``
+    (m, 2) their coordinates on the plane (projections)."""
+    fig, ax = _axes(ax)
+    z = np.asarray(loss, dtype=float)
+    fin = np.isfinite(z)
+    if np.any(fin):
+        zz = np.where(fin, z, np.nanmax(np.where(fin, z, np.nan)))
+        lo = float(zz.min())
+        levels = np.unique(np.quantile(np.log10(zz - lo + 1e-12), np.linspace(0, 1, 25)))
+        if levels.size >= 2:
+            cs = ax.contourf(alpha, beta, np.log10(zz - lo + 1e-12).T, levels=levels, cmap="viridis")
+            fig.colorbar(cs, ax=ax, label=f"log10(loss - {lo:.4g})", format="%.2g")
+    ax.plot(0, 0, "*", color="red", mec="k", ms=12, ls="", label="center (main attractor)")
+    if end_points is not None and len(end_points):
+        e = np.asarray(end_points)
+        inside = np.all(np.isfinite(e), axis=1) & (np.abs(e[:, 0]) <= np.max(np.abs(alpha))) & (
+            np.abs(e[:, 1]) <= np.max(np.abs(beta)))  # fmt: skip
+        ax.plot(e[inside, 0], e[inside, 1], ".", color="tab:orange", ms=3, ls="",
+                label=f"end points projected ({int(inside.sum())})")  # fmt: skip
+    ax.set_xlabel("alpha (along direction 1)")
+    ax.set_ylabel("beta (along direction 2)")
+    ax.set_aspect("equal")
+    ax.set_title(title or "loss on a plane", fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2, frameon=False)
+    fig.tight_layout()
+    return _done(fig, path)
+
+
+def sharpness_path(steps: np.ndarray, sharpness: np.ndarray, path: str | Path | None = None, title: str = "",
+                   *, ax: Any = None, limit: float | None = None) -> Any:  # fmt: skip
+    """Largest Hessian eigenvalue (S, R) along S trajectories at the record ``steps`` (R,), their
+    median in black, and the stability limit of gradient descent ``limit`` (2 / lr) dashed."""
+    fig, ax = _axes(ax)
+    sh = np.asarray(sharpness, dtype=float)
+    for j, row in enumerate(sh):
+        ax.plot(steps, row, "-", color="tab:blue", lw=0.7, alpha=0.5, label="particles" if j == 0 else None)
+    if sh.size:
+        with np.errstate(all="ignore"):
+            ax.plot(steps, np.nanmedian(sh, axis=0), "-", color="black", lw=1.5, label="median")
+    if limit is not None:
+        ax.axhline(limit, color="tab:red", ls="--", lw=1, label=f"2 / lr (x (1 + momentum)) = {limit:.4g}")
+    fin = sh[np.isfinite(sh)]
+    if fin.size and fin.min() > 0 and fin.max() / fin.min() > 50:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("sharpness (largest Hessian eigenvalue)")
+    ax.set_title(title or "sharpness along the trajectories", fontsize=8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _done(fig, path)
