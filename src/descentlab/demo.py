@@ -85,7 +85,8 @@ def run_demo(
                     label="trajectories (60)" if j == 0 else None)  # fmt: skip
         ax.scatter(traj[:, 0, 0], traj[:, 0, 1], s=6, color="black", zorder=3, label="start (60)")
         for j, (_, pt) in enumerate(minima):
-            ax.plot(pt[0], pt[1], "w*", ms=13, mec="k", zorder=4, ls="", label="known minima" if j == 0 else None)
+            ax.plot(pt[0], pt[1], "*", ms=16, mfc="none", mec="black", mew=1.3, zorder=6, ls="",
+                    label="known minima" if j == 0 else None)  # fmt: skip
         inb = np.all(np.abs(fx) < 5.5, axis=1)
         ax.scatter(fx[inb, 0], fx[inb, 1], s=5, color="tab:orange", zorder=5,
                    label=f"end points (all {int(inb.sum())} in view)")  # fmt: skip
@@ -98,11 +99,11 @@ def run_demo(
         ax.set_ylabel("x[1]")
     handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
-    if cs is not None:
-        fig.colorbar(cs, ax=list(np.atleast_1d(axes)), label="log(1 + loss)", shrink=0.8)
     fig.suptitle(f"Himmelblau: {particles} particles x {steps} steps per optimizer, uniform starts in [-5, 5]^2 "
                  "(60 trajectories shown)")  # fmt: skip
     fig.subplots_adjust(left=0.05, right=0.9, bottom=0.16, top=0.85, wspace=0.25)
+    if cs is not None:
+        fig.colorbar(cs, cax=fig.add_axes((0.915, 0.2, 0.01, 0.6)), label="log(1 + loss)")
     fig_path = out_dir / "himmelblau_trajectories.png"
     fig.savefig(fig_path)
     written.append(fig_path)

@@ -30,7 +30,7 @@ def ecdf_note(conv: dict[str, Any], total: int) -> str:
     every = int(conv.get("record_every") or total)
     res = (f"steps resolved to record_every = {every}" if every < total
            else "only start and end recorded: a target counts at the last step")  # fmt: skip
-    return f"targets f - f_ref <= {{{t}}}, f_ref = {float(conv['f_opt']):.6g} ({conv['reference_kind']}); {res}"
+    return f"targets f - f_ref <= {{{t}}}\nf_ref = {float(conv['f_opt']):.6g} ({conv['reference_kind']}); {res}"
 
 
 def make_figures(ar: AnalysisResult, data: RunData, plots_dir: str | Path, stem: str) -> dict[str, Path]:
@@ -79,7 +79,8 @@ def make_figures(ar: AnalysisResult, data: RunData, plots_dir: str | Path, stem:
         names += [f"{ar.known['name'][i]} ({ar.known['kind'][i]}, known)" for i in unmatched]
         eig = np.concatenate([eig, ar.known["eigenvalues"][unmatched]], axis=0)
     if names:
-        fig = plots.spectra(eig, names, title=title + "\nHessian spectra (attractors; known points not reached)")
+        sub = "Hessian spectra of the attractors" + (" and of known points not reached" if unmatched else "")
+        fig = plots.spectra(eig, names, title=title + "\n" + sub)
         figs["spectra"] = plots.save(fig, out / f"{stem}_spectra.png")
     if ar.census is not None:
         fig = plots.index_vs_loss(ar.census["loss"], ar.census["index_fraction"], title=title,

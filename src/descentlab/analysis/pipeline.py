@@ -297,4 +297,4 @@ def compare(paths: Sequence[str | Path], plots_dir: str | Path | None = None, an
 def _ref_note(f_ref: float, kind: str, targets: Sequence[float], record_every: Sequence[int]) -> str:
     t = ", ".join(f"{x:.0e}" for x in targets)
     rec = "/".join(str(r) for r in record_every if r)
-    return f"targets f - f_ref <= {{{t}}}, f_ref = {f_ref:.6g} ({kind}); steps resolved to record_every = {rec}"
+    return f"targets f - f_ref <= {{{t}}}\nf_ref = {f_ref:.6g} ({kind}); steps resolved to record_every = {rec}"

@@ -58,11 +58,11 @@ def _done(fig: Any, path: str | Path | None) -> Any:
 
 def stable_colour(name: str, known: Sequence[str] = ()) -> Any:
     """The colour of an attractor, the same in every run: a known point's by its index among the
-    landscape's known points (``known``), any other by a hash of its name (its rounded position)."""
-    base = matplotlib.colormaps["tab20"]
+    landscape's known points (``known``, tab10), any other by a hash of its name - its rounded
+    position - (Set2)."""
     if name in known:
-        return base(2 * (list(known).index(name) % 10))
-    return base((2 * (zlib.crc32(name.encode()) % 10) + 1) % 20)
+        return matplotlib.colormaps["tab10"](list(known).index(name) % 10)
+    return matplotlib.colormaps["Set2"](zlib.crc32(name.encode()) % 8)
 
 
 def contour_trajectories(lm: Any, low: Sequence[float], high: Sequence[float], trajectories: np.ndarray,
@@ -78,11 +78,13 @@ def contour_trajectories(lm: Any, low: Sequence[float], high: Sequence[float], t
     finite = np.isfinite(z)
     if np.any(finite):
         zz = np.where(finite, z, np.nanmax(np.where(finite, z, np.nan)))
-        shift = zz - zz.min()
+        low_z = min(0.0, float(zz.min()))  # shift only a landscape that goes below 0
+        shift = zz - low_z
         levels = np.unique(np.quantile(np.log1p(shift), np.linspace(0, 1, 25)))
         if levels.size >= 2:
             cs = ax.contourf(mx, my, np.log1p(shift), levels=levels, cmap="viridis")
-            fig.colorbar(cs, ax=ax, label=f"log(1 + loss - {zz.min():.3g})", format="%.2g")
+            fig.colorbar(cs, ax=ax, label="log(1 + loss)" if low_z == 0 else f"log(1 + loss + {-low_z:.3g})",
+                         format="%.2g")  # fmt: skip
     for tr in trajectories:
         ok = np.all(np.isfinite(tr), axis=1)
         ax.plot(tr[ok, 0], tr[ok, 1], "-", color="white", lw=0.6, alpha=0.7)
@@ -214,12 +216,20 @@ def spectra(eigenvalues: np.ndarray, names: Sequence[str], path: str | Path | No
         ax.scatter(row[ok], np.full(int(ok.sum()), i), s=16, c=np.where(row[ok] < 0, "tab:red", "tab:blue"),
                    clip_on=False, zorder=3)  # fmt: skip
     fin = eig[np.isfinite(eig)]
-    ax.axvline(0.0, color="k", lw=0.5)
-    if fin.size:
-        mags = np.abs(fin[fin != 0])
-        lin = 10.0 ** np.floor(np.log10(mags.min())) if mags.size else 1.0
-        lo, hi = float(fin.min()), float(fin.max())
-        ax.set_xscale("symlog", linthresh=lin, linscale=0.5)
+    if not (fin.size and fin.min() > 0):
+        ax.axvline(0.0, color="k", lw=0.5)
+    lo, hi = (float(fin.min()), float(fin.max())) if fin.size else (0.0, 0.0)
+    if fin.size and lo > 0:  # a spectrum of minima: a plain log axis over its range
+        ax.set_xscale("log")
+        ax.set_xlim(lo / 1.8, hi * 1.8)
+        ax.set_xlabel("Hessian eigenvalue (log scale)")
+    elif fin.size:
+        # linear within 1e-3 of the largest |eigenvalue| (smaller ones are 'flat' at this resolution):
+        # at most three decades on each side, so the axis is spent on the eigenvalues
+        top = float(np.max(np.abs(fin)))
+        lin = 10.0 ** np.floor(np.log10(top * 1e-3)) if top > 0 else 1.0
+        ax.set_xscale("symlog", linthresh=lin, linscale=0.7)
+        ax.set_xlabel(f"Hessian eigenvalue (symmetric log, linear within +-{lin:g}; red < 0)")
 
         ax.set_xlim(lo * 1.8 if lo < 0 else -0.5 * lin, hi * 1.8 if hi > 0 else 0.5 * lin)
         from matplotlib.ticker import SymmetricalLogLocator
@@ -231,7 +241,6 @@ def spectra(eigenvalues: np.ndarray, names: Sequence[str], path: str | Path | No
     ax.set_yticklabels([n[:30] for n in names[:30]], fontsize=7)
     ax.set_ylim(-0.6, max(len(eig) - 0.4, 0.6))
     ax.tick_params(axis="x", labelsize=7)
-    ax.set_xlabel("Hessian eigenvalue (symmetric log scale; red < 0)")
     ax.set_title(title or "Hessian spectra at the attractors", fontsize=9)
     fig.tight_layout()
     return _done(fig, path)
@@ -295,10 +304,13 @@ def loss_plane(alpha: np.ndarray, beta: np.ndarray, loss: np.ndarray, path: str 
     if np.any(fin):
         zz = np.where(fin, z, np.nanmax(np.where(fin, z, np.nan)))
         lo = float(zz.min())
-        levels = np.unique(np.quantile(np.log10(zz - lo + 1e-12), np.linspace(0, 1, 25)))
-        if levels.size >= 2:
-            cs = ax.contourf(alpha, beta, np.log10(zz - lo + 1e-12).T, levels=levels, cmap="viridis")
-            fig.colorbar(cs, ax=ax, label=f"log10(loss - {lo:.4g})", format="%.2g")
+        shifted = zz - lo
+        floor = max(1e-300, 1e-4 * float(shifted.max()))  # four decades below the highest: the bottom colour
+        v = np.log10(np.maximum(shifted, floor))
+        levels = np.linspace(float(v.min()), float(v.max()), 25)
+        if levels[-1] > levels[0]:
+            cs = ax.contourf(alpha, beta, v.T, levels=levels, cmap="viridis")
+            fig.colorbar(cs, ax=ax, label="log10(loss)" if lo == 0 else f"log10(loss - {lo:.4g})", format="%.2g")
     ax.plot(0, 0, "*", color="red", mec="k", ms=12, ls="", label="center (main attractor)")
     if end_points is not None and len(end_points):
         e = np.asarray(end_points)
