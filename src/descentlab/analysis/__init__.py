@@ -9,14 +9,17 @@ sidecar is built under a temporary name and moved into place with
 leaves the previous analysis, or none, never half of one. Its root attributes
 ``format = "descentlab.analysis"``, ``complete`` and ``run_fingerprint`` (of the
 run file's spec and times) tie it to its run: a sidecar of another run (the
-output overwritten since) is ignored. The layout of the group:
+output overwritten since) is ignored. Every dimension of the group is named (HDF5
+dimension scales), so ``xarray.open_dataset(side, group="analysis/attractors",
+engine="h5netcdf")`` works. The layout of the group (format version 2):
 
 ====================================  =========  ======================================
 path                                  shape      meaning
 ====================================  =========  ======================================
 ``/analysis`` attrs ``summary``                  JSON summary (what ``info`` shows)
 ``/analysis/labels``                  (N,)       attractor of each particle; -1 not
-                                                 converged, -2 diverged, -3 left the bound
+                                                 settled, -2 diverged, -3 left the bound
+                                                 (the rule: :mod:`.attractors`)
 ``/analysis/attractors/*``            (K, ...)   position, name, kind, count, loss,
                                                  extent, known, eigenvalues (K, D),
                                                  classification, sharpness, trace,
@@ -31,16 +34,28 @@ path                                  shape      meaning
 ``/analysis/basin_map``               grid       labels on the grid (grid inits only)
 ``/analysis/start_points/*``          (S, ...)   x, count, probability (S, K+3), code
                                                  (only when starting points repeat)
-``/analysis/convergence/*``                      targets (T,), f_opt, steps_to_target
-                                                 (N, T) (-1 never), ecdf_budget,
-                                                 ecdf, record_step, loss_quantile
-                                                 (Q, R), quantile_level
+``/analysis/convergence/*``                      attrs f_opt (the reference f_ref),
+                                                 reference_kind, record_every; targets
+                                                 (T,), steps_to_target (N, T) (-1 never;
+                                                 always -1 for diverged / left the
+                                                 bound), ecdf_budget, ecdf, record_step,
+                                                 loss_quantile (Q, R), quantile_level
 ``/analysis/census/*``                (M,)       loss, index (count of negative eigenvalues),
-                                                 index_fraction, sharpness, row (D >= 3)
+                                                 index_fraction, sharpness, row (D >= 3;
+                                                 end points settled at an attractor)
+``/analysis/pca/*``                              D > 2: mean, components (2, D), explained,
+                                                 projection (S, R, 2), particle, step
+``/analysis/plane/*``                            D > 2: alpha, beta, loss (A, B), center,
+                                                 directions (2, D); attr directions_kind
+``/analysis/sharpness_path/*``                   D > 2: particle, step, sharpness (S, R);
+                                                 attr stability_limit (2 / lr, for sgd)
 ====================================  =========  ======================================
 
-The core functions in the submodules take NumPy arrays; :func:`analyze_arrays`
-runs the whole analysis on arrays (e.g. a :class:`descentlab.Result`).
+Each part is written by one registered analysis (:mod:`.registry`; the core ones in
+:mod:`.steps`, the views in :mod:`.views`). The core functions in the submodules take
+NumPy arrays; :func:`analyze_arrays` runs the whole analysis on arrays (e.g. a
+:class:`descentlab.Result`); :meth:`AnalysisResult.to_xarray` gives it as an
+``xarray.Dataset``.
 """
 
 from __future__ import annotations

@@ -58,8 +58,11 @@ class AnalysisResult:
         return self.results["attractors"].labels
 
     def fraction(self, name: str) -> float:
-        """Fraction of particles in the attractor (or outcome) called ``name``."""
+        """Fraction of particles in the attractor (or outcome) called ``name`` ("not converged" is
+        read as its new name, "not settled")."""
         names = self.outcome_names()
+        if name == "not converged":
+            name = "not settled"
         if name not in names:
             raise KeyError(f"no attractor or outcome {name!r}; have {names}")
         return float(self.outcomes["fraction"][names.index(name)])

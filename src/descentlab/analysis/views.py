@@ -273,7 +273,7 @@ def _sharpness(ctx: Context) -> dict[str, Any] | None:
     if not _wanted(ctx):
         return None
     rec = np.asarray(ctx.data.record_steps, dtype=np.int64)
-    cols = _sample(rec.shape[0], SHARPNESS_RECORDS)
+    cols = _sample(rec.shape[0], SHARPNESS_RECORDS if not isinstance(ctx.lm, ModelMath) else SHARPNESS_RECORDS // 3)
     k = SHARPNESS_PARTICLES if not isinstance(ctx.lm, ModelMath) else min(SHARPNESS_PARTICLES, 4)
     rows = _sample(ctx.n, k)
     traj = _read(ctx.data.trajectory_x, rows)[:, cols]
