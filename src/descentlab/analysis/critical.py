@@ -330,7 +330,8 @@ def analyze_points(lm: LandscapeMath, x: np.ndarray, eig_tol: float = EIG_TOL,
 
 
 def _not_computed(head: CriticalPoints, x: np.ndarray, lm: ModelMath) -> CriticalPoints:
-    """``head`` (the first points) padded to all points ``x``: NaN and "not computed" for the rest."""
+    """``head`` (the first points) padded to all points ``x``: NaN Hessian quantities and "not computed"
+    for the rest (their gradient norm and loss are computed)."""
     k, m = x.shape[0], head.positions.shape[0]
 
     def pad(a: np.ndarray) -> np.ndarray:
@@ -338,8 +339,10 @@ def _not_computed(head: CriticalPoints, x: np.ndarray, lm: ModelMath) -> Critica
         out[:m] = a
         return out
 
+    # the gradient and the loss are cheap (one batched backward pass): computed at every point
     return CriticalPoints(
-        positions=x, grad_norm=pad(head.grad_norm), losses=pad(head.losses), eigenvalues=pad(head.eigenvalues),
+        positions=x, grad_norm=np.linalg.norm(lm.grad(x), axis=1), losses=lm.value(x),
+        eigenvalues=pad(head.eigenvalues),
         classes=[*head.classes, *["not computed"] * (k - m)], sharpness=pad(head.sharpness), trace=pad(head.trace),
         index=pad(head.index),
     )  # fmt: skip

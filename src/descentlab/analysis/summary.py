@@ -36,8 +36,9 @@ def summary_text(summary: Mapping[str, Any]) -> str:
         f"  attractors  {s.get('n_attractors')}" + (f"  (settled: {s['settle_rule']})" if s.get("settle_rule") else ""),
     ]
     if s.get("hessians_not_computed"):
-        lines.append(f"  NOTE        {s['hessians_not_computed']} attractors have no Hessian, eigenvalues or grad_norm "
-                     f"(NaN, 'not computed'): {s.get('hessians_not_computed_reason')}")  # fmt: skip
+        lines.append(f"  NOTE        {s['hessians_not_computed']} attractors have no Hessian (eigenvalues, "
+                     f"sharpness, trace, index NaN; 'not computed'): "
+                     f"{s.get('hessians_not_computed_reason')}")  # fmt: skip
     for r in s.get("attractors", [])[:20]:
         ci = r.get("ci") or [float("nan")] * 2
         eig = r.get("eigenvalues")
