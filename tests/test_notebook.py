@@ -132,3 +132,21 @@ def test_a_blow_up_with_the_default_bound_is_diverged():
     assert np.any(bounded.status == 3)  # a finite bound the user set: "left the bound"
     ar = analyze_result(r)
     assert ar.summary["success_rate"] <= np.mean(r.status < 2)
+
+
+def test_a_complete_run_drops_its_checkpoint_slots_and_shrinks(tmp_path):
+    import os
+
+    import h5py
+
+    spec = {"run": {"particles": 4000, "steps": 60, "record_every": 20}, "landscape": {"name": "himmelblau"},
+            "optimizer": {"name": "adam", "lr": 0.05}}  # fmt: skip
+    path = write_run(spec, tmp_path / "a.h5", progress=False)
+    with h5py.File(path, "r") as f:
+        c = f["checkpoint"]
+        assert list(c) == [] and bool(c.attrs["dropped"]) and int(c.attrs["step"]) == 60
+        stored = [0]
+        f.visititems(lambda n, o: stored.__setitem__(0, stored[0] + o.id.get_storage_size())
+                     if isinstance(o, h5py.Dataset) else None)  # fmt: skip
+    # two slots of x (D, N) and Adam's state (2, D, N) would be 2 x 3 x 8 x 2 x 4000 = 384 kB
+    assert os.path.getsize(path) < stored[0] + 100_000

@@ -31,8 +31,9 @@ def datasets(path: Path, skip_checkpoint: bool = True) -> dict[str, np.ndarray]:
         if skip_checkpoint:
             out = {k: v for k, v in out.items() if not k.startswith("checkpoint/")}
             slot = str(f["checkpoint"].attrs["slot"])
-            for name in f["checkpoint"][slot]:
-                out[f"checkpoint/current/{name}"] = f["checkpoint"][slot][name][...]
+            if slot != "-1":  # a complete run has dropped its slots
+                for name in f["checkpoint"][slot]:
+                    out[f"checkpoint/current/{name}"] = f["checkpoint"][slot][name][...]
     return out
 
 

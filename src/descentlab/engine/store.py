@@ -11,7 +11,8 @@ Layout (the run-file format; N particles, R records, D dimensions)::
     /final/x, loss, grad_norm, status (int8), stop_step (int64)
     /checkpoint/      attrs step, records, slot; slots 0 and 1 each hold the full
                       engine state in its native layout: x (D, N), state (S, D, N),
-                      status, stop_step, count
+                      status, stop_step, count; a complete run drops both slots
+                      (attr dropped, slot -1) and the file shrinks by their size
 
 Each group also holds its dimension scales (``particle``, ``record``, ``dim``),
 so ``xarray.open_dataset(path, group="trajectory", engine="h5netcdf")`` shows
@@ -285,7 +286,7 @@ def _create_layout(f: h5py.File, sim: Simulation, rc: int, compression: str | No
     p_f, d_f = _scale(fin, "particle", ids), _scale(fin, "dim", dims)
     for name, shape, typ in (("x", (n, d), dt), ("loss", (n,), dt), ("grad_norm", (n,), dt),
                              ("status", (n,), np.int8), ("stop_step", (n,), np.int64)):  # fmt: skip
-        ds = f["final"].create_dataset(name, shape=shape, dtype=typ)
+        ds = _allocated(f["final"], name, shape, np.dtype(typ))  # before the checkpoint slots: _drop_checkpoint
         _attach(ds, *((p_f, d_f) if len(shape) == 2 else (p_f,)))
     fin["status"].attrs["codes"] = json.dumps(STATUS_CODES)
 
@@ -328,9 +329,12 @@ def _create_finite_sum_layout(f: h5py.File, sim: Simulation, rc: int, p_t: h5py.
                        "init_* are per-layer statistics at initialization (particle, layer)")  # fmt: skip
     m["train_loss"] = f["trajectory/loss"]  # a hard link: the same data
     n, r = sim.n, sim.spec.n_records
-    for name in sim.metrics.names:
-        ds = m.create_dataset(name, shape=(n, r), dtype=sim.dtype, chunks=chunks)
+    for name in sim.metrics.names:  # allocated now, before the checkpoint slots (see _drop_checkpoint)
+        ds = _chunked(m, name, (n, r), (n, r), chunks, sim.dtype, {})
         _attach(ds, p_t, r_t)
+    updates = fs.epoch_of_steps(sim.spec.steps)
+    m.create_dataset("epoch_updates", data=updates)
+    m.create_dataset("epoch_wall_time", data=np.full(updates.shape, np.nan))
     stats = init_stats(fs, sim.init_x)
     if stats:
         layer = _scale(m, "layer", np.arange(fs.model.n_layers, dtype=np.int64))
@@ -351,8 +355,28 @@ def _write_epochs(f: h5py.File, updates: np.ndarray, chunk_times: list[tuple[int
 
     wall = epoch_times(updates, chunk_times, step0)
     m = f["metrics"]
-    m.create_dataset("epoch_updates", data=updates)
-    m.create_dataset("epoch_wall_time", data=wall)
+    for name, arr in (("epoch_updates", updates), ("epoch_wall_time", wall)):
+        if name in m and m[name].shape == arr.shape:
+            m[name][...] = arr
+        else:  # a partial file of an earlier version
+            if name in m:
+                del m[name]
+            m.create_dataset(name, data=arr)
+
+
+def _drop_checkpoint(f: h5py.File) -> None:
+    """Delete the two checkpoint slots of a run that completed (they are only for resuming).
+
+    The slots are the last storage the run allocates (every other dataset is allocated when the
+    layout is created), so HDF5 gives their space back and the file shrinks - except with a
+    compressed trajectory, whose chunks are allocated as they are written. ``/checkpoint`` keeps
+    its attributes (``step``, ``records``; ``slot`` -1, ``dropped`` true).
+    """
+    c = f["checkpoint"]
+    for slot in ("0", "1"):
+        if slot in c:
+            del c[slot]
+    c.attrs.update({"slot": -1, "dropped": True})
 
 
 def _write_metrics(f: h5py.File, r0: int, values: Mapping[str, np.ndarray]) -> None:
@@ -379,6 +403,15 @@ def _chunked(grp: h5py.Group, name: str, shape: tuple[int, ...], maxshape: tuple
     space = h5py.h5s.create_simple(shape, tuple(h5py.h5s.UNLIMITED if m is None else m for m in maxshape))
     dsid = h5py.h5d.create(grp.id, name.encode(), h5py.h5t.py_create(dt), space, dcpl=dcpl)
     return h5py.Dataset(dsid)
+
+
+def _allocated(grp: h5py.Group, name: str, shape: tuple[int, ...], dt: np.dtype) -> h5py.Dataset:
+    """A contiguous dataset whose storage is allocated now (nothing is written until it is filled)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    space = h5py.h5s.create_simple(shape)
+    return h5py.Dataset(h5py.h5d.create(grp.id, name.encode(), h5py.h5t.py_create(dt), space, dcpl=dcpl))
 
 
 def _rng_name() -> str:
@@ -756,6 +789,7 @@ def _write_run_locked(
         fin["stop_step"][...] = sim.stop_step
         if rs.finite_sum is not None:
             _write_epochs(f, rs.finite_sum.epoch_of_steps(rs.steps), chunk_times, step0)
+        _drop_checkpoint(f)
         f.attrs.update({"finished": _now(), "wall_time": time.perf_counter() - t_start,
                         "compile_time": sim.compile_time, "complete": True})  # fmt: skip
         f.close()
@@ -875,6 +909,9 @@ class RunFile:
             self.complete = bool(self.attrs.get("complete", False)) and not self.path.name.endswith(PARTIAL_SUFFIX)
             self.spec: dict[str, Any] = self._validate()
             self.steps_done = int(self.attrs.get("steps_done", 0))
+        except RuntimeError as exc:  # HDF5 metadata caught mid-change by a writer (locking=False)
+            self.file.close()
+            raise StoreError(f"{self.path}: cannot read it just now ({exc}); a writer is changing it") from None
         except BaseException:
             self.file.close()
             raise
