@@ -111,6 +111,13 @@ def test_epoch_times_are_measured_per_epoch():
     np.testing.assert_array_equal(cut.steps, one.steps)
     np.testing.assert_array_equal(cut.x, one.x)
     np.testing.assert_array_equal(cut.loss, one.loss)
+    # with a time per piece (a visible progress bar) the pieces adapt; the records do not change
+    c = Simulation(rs)
+    seen: list[int] = []
+    timed, times = c.advance_timed(37, cuts=np.array([20]), seconds=1e-7, on_piece=seen.append)
+    assert len(seen) > 2 and seen[-1] == 37 and 20 in seen and seen == sorted(seen)
+    np.testing.assert_array_equal(timed.x, one.x)
+    np.testing.assert_array_equal(timed.loss, one.loss)
 
 
 def test_progress_bar_counts_particle_steps_and_is_hidden_when_not_interactive(capsys):

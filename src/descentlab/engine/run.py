@@ -158,19 +158,28 @@ class Simulation:
         self.step = t1
         return ChunkRecords(np.arange(first - lead, last + 1, dtype=np.int64) * re, rec_x, rec_loss)
 
-    def advance_timed(self, t1: int, with_initial: bool = False, cuts: Any = None,
-                      on_piece: Any = None) -> tuple[ChunkRecords, list[tuple[int, float]]]:  # fmt: skip
-        """:meth:`advance` to ``t1``, in pieces that end at each of ``cuts`` (steps, e.g. epoch ends
-        and progress updates) inside the chunk; ``on_piece(step)`` is called after each piece.
-        Returns (the chunk's records, [(steps, seconds) of each piece]) - the same records as one
-        :meth:`advance`, and per-piece kernel times that never straddle a cut."""
-        t0 = self.step
-        inner = [] if cuts is None else [int(c) for c in np.asarray(cuts) if t0 < c < t1]
+    def advance_timed(self, t1: int, with_initial: bool = False, cuts: Any = None, on_piece: Any = None,
+                      seconds: float | None = None) -> tuple[ChunkRecords, list[tuple[int, float]]]:  # fmt: skip
+        """:meth:`advance` to ``t1`` in pieces: each ends at the next of ``cuts`` (steps, e.g. epoch
+        ends) inside the chunk, and with ``seconds`` lasts about that long (its length adapts to the
+        measured speed, starting small), so a progress bar moves; ``on_piece(step)`` is called after
+        each piece. Returns (the chunk's records, [(steps, seconds) of each piece]) - the same
+        records as one :meth:`advance` (results never depend on the pieces), and per-piece kernel
+        times that never straddle a cut."""
+        inner = sorted(int(c) for c in np.asarray([] if cuts is None else cuts).ravel() if self.step < c < t1)
         pieces, times = [], []
-        for end in [*inner, t1]:
-            a, t_start = self.step, time.perf_counter()
+        size = max(1, int(2e6 / max(1, self.n)))
+        while self.step < t1:
+            a = self.step
+            end = next((c for c in inner if c > a), t1)
+            if seconds is not None:
+                end = min(end, a + size)
+            t_start = time.perf_counter()
             pieces.append(self.advance(end, with_initial=with_initial and a == 0))
-            times.append((end - a, time.perf_counter() - t_start))
+            dt = time.perf_counter() - t_start
+            times.append((end - a, dt))
+            if seconds is not None:
+                size = max(1, int((end - a) * min(4.0, seconds / max(dt, 1e-6))))
             if on_piece is not None:
                 on_piece(end)
         if len(pieces) == 1:
@@ -309,10 +318,10 @@ def simulate(
     times: list[tuple[int, float]] = []
     with progress_bar(rs.steps, sim.n, show=progress) as bar:
         for t1 in progress_ends(rs, chunk_steps):
-            rec, dt = sim.advance_timed(t1, cuts=cuts)
+            rec, dt = sim.advance_timed(t1, cuts=cuts, on_piece=lambda s: bar.update(s - bar.n),
+                                        seconds=None if bar.hidden else PROGRESS_SECONDS / 2)  # fmt: skip
             recs.append(rec)
             times.extend(dt)
-            bar.update(t1 - bar.n)
     loss, gn = sim.finish()
     wall = time.perf_counter() - t_start
     traj_x = np.concatenate([r.x for r in recs], axis=1)
@@ -344,7 +353,8 @@ def simulate(
 
 
 
-#: Seconds between progress-bar updates at most (the engine cuts its chunks to keep to it).
+#: Seconds between progress-bar updates at most: a visible bar makes the engine advance in pieces
+#: of about half that (their length adapts to the measured speed).
 PROGRESS_SECONDS = 2.0
 
 
@@ -379,6 +389,10 @@ class _Bar:
             self.bar.set_postfix_str(f"{(self.n - self.n0) * self.particles / dt:.3g} particle-steps/s", refresh=False)
         self.bar.update(k)
 
+    @property
+    def hidden(self) -> bool:
+        return bool(self.bar.disable)
+
     def close(self) -> None:
         self.bar.close()
 
@@ -396,9 +410,10 @@ def progress_bar(total: int, particles: int, initial: int = 0, show: bool | None
 
 
 def progress_ends(spec: RunSpec, chunk_steps: int | None = None, per_second: float | None = None) -> list[int]:
-    """Chunk end steps for :func:`simulate`: ``chunk_steps`` if given, else chunks of about
-    :data:`PROGRESS_SECONDS` at ``per_second`` particle-steps/s (an estimate; default 5e7) so the bar
-    moves, and never longer than :data:`DEFAULT_CHUNK_STEPS` x 10. Results never depend on it."""
+    """Chunk end steps for :func:`simulate` (records are gathered per chunk): ``chunk_steps`` if given,
+    else chunks of about :data:`PROGRESS_SECONDS` at ``per_second`` particle-steps/s (an estimate;
+    default 5e7), never longer than :data:`DEFAULT_CHUNK_STEPS` x 10; the bar itself moves with the
+    pieces of :meth:`Simulation.advance_timed`. Results never depend on it."""
     size = chunk_steps or spec.chunk_steps
     if size is None:
         rate = per_second or 5e7

@@ -736,11 +736,12 @@ def _write_run_locked(
         step0, rec0 = 0, 0
     ident = os.stat(tmp)  # the file this process writes (and the only one it will move into place)
     t_start = time.perf_counter()
-    from .run import progress_bar, progress_ends
+    from .run import PROGRESS_SECONDS, progress_bar
 
     bar = progress_bar(rs.steps, sim.n, step0, progress)
-    cuts = np.union1d(progress_ends(rs), np.cumsum(rs.finite_sum.epoch_of_steps(rs.steps))
-                      if rs.finite_sum is not None else [])  # epochs timed one by one; the bar moves  # fmt: skip
+    # epochs timed one by one; a visible bar moves every second or so (pieces adapt to the speed)
+    cuts = np.cumsum(rs.finite_sum.epoch_of_steps(rs.steps)) if rs.finite_sum is not None else None
+    piece_seconds = None if bar.hidden else PROGRESS_SECONDS / 2
     writer = _Writer(depth=1)
     raw: _RawChunks | None = None
     chunk_times: list[tuple[int, float]] = []  # (steps, seconds) of each chunk of this process
@@ -755,7 +756,7 @@ def _write_run_locked(
             if t1 <= sim.step:
                 continue
             # record 0 goes with the first chunk
-            recs, times = sim.advance_timed(t1, with_initial=rec == 0, cuts=cuts,
+            recs, times = sim.advance_timed(t1, with_initial=rec == 0, cuts=cuts, seconds=piece_seconds,
                                             on_piece=lambda s: bar.update(s - bar.n))  # fmt: skip
             now = time.perf_counter()
             snap = None
