@@ -174,3 +174,26 @@ def test_many_attractors_keep_their_gradient_norm():
     np.testing.assert_allclose(cp.grad_norm, np.linalg.norm(lm.grad(x), axis=1))
     np.testing.assert_allclose(cp.losses, lm.value(x))
     assert np.all(np.isfinite(cp.eigenvalues))
+
+
+def test_cli_knobs_of_analyze_and_compare(tmp_path, capsys):
+    from descentlab.analysis import read_summary
+    from descentlab.cli import main
+
+    path = _product_file(tmp_path / "p.h5", 0.05)
+    rc = main(["analyze", str(path), "--targets", "1e-2,1e-4", "--reference", "0", "--rel-tol", "0.02",
+               "--include-running"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    s = read_summary(path)
+    assert s["targets"] == [1e-2, 1e-4] and s["f_opt"] == 0.0 and s["reference_kind"] == "given"
+    assert s["tolerance"] == pytest.approx(0.02 * get_landscape("product").scale)
+    assert "include_running" in s["settle_rule"]
+    capsys.readouterr()
+    assert main(["analyze", str(path), "--targets", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert "--targets" in err and "Traceback" not in err
+    assert main(["compare", str(path), str(path), "--reference", "1.0"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+    assert len(rows) == 2 and all(r[head.index("f_ref")] == "1" for r in rows)  # the given reference, shared

@@ -89,3 +89,17 @@ def test_importing_and_plotting_keep_the_users_backend(tmp_path: Path) -> None:
                          check=True)  # fmt: skip
     assert out.stdout.strip() == "pdf"
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_basin_colours_are_stable_across_runs() -> None:
+    # the same minimum gets the same colour whatever its attractor index in a run
+    known = ["m1", "m2", "m3"]
+    grid_a = np.array([[0, 1], [1, 0]])  # run A: m1 is attractor 0, m3 attractor 1
+    grid_b = np.array([[1, 0], [0, 1]])  # run B: m3 is attractor 0, m1 attractor 1 (the same cells)
+    fa = plots.basin_map(grid_a, [0, 0], [1, 1], ["m1", "m3"], known=known)
+    fb = plots.basin_map(grid_b, [0, 0], [1, 1], ["m3", "m1"], known=known)
+    ra = fa.axes[0].images[0].to_rgba(grid_a.T)
+    rb = fb.axes[0].images[0].to_rgba(grid_b.T)
+    np.testing.assert_allclose(ra, rb)
+    assert not np.allclose(ra[0, 0], ra[0, 1])  # two minima, two colours
+    assert fa.axes[0].get_aspect() == 1.0

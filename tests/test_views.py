@@ -117,3 +117,10 @@ def test_basin_map_on_a_slice_of_a_three_dimensional_landscape(tmp_path):
     r = descentlab.simulate({**spec, "run": {"particles": 1, "steps": 200}, "init": {"scheme": "points",
                              "points": [[-1.0, 0.5, 0.3]]}}, progress=False)  # fmt: skip
     assert r.final_x[0, 0] == pytest.approx(-1.0, abs=1e-3)
+
+
+def test_views_in_the_analysis_dataset(dw3_file):
+    ar = analyze(dw3_file, write=False)
+    ds = ar.to_xarray()
+    assert ds["plane_loss"].dims == ("alpha", "beta") and ds["pca_projection"].shape[1:] == (11, 2)
+    np.testing.assert_allclose(ds["sharpness_path"].values, ar.sharpness_path["sharpness"])

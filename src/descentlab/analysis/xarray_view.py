@@ -5,7 +5,9 @@ the names; ``attractor_position`` (attractor, dim), ``attractor_eigenvalues`` (a
 eigen), ``attractor_loss``, ``attractor_fraction`` ...), ``outcome`` (coordinate the outcome
 names, ``outcome_code``, ``outcome_fraction`` ...), ``target`` (the precisions),
 ``budget`` (``ecdf``), ``record`` with coordinate ``step`` (``loss_quantile`` (quantile,
-record)), ``x0, x1 ...`` for the basin map of a grid. Attributes: ``summary`` (JSON),
+record)), ``x0, x1 ...`` for the basin map of a grid; with the views of D > 2, ``pca_*``
+(pc, dim / pca_sample, record, pc), ``plane_loss`` (alpha, beta), ``sharpness_path``
+(sharpness_sample, sharpness_record). Attributes: ``summary`` (JSON),
 ``f_ref`` and ``reference_kind`` of the targets, ``label_codes`` (JSON).
 """
 
@@ -67,6 +69,23 @@ def analysis_dataset(ar: Any) -> Any:
     if ar.basin_map is not None:
         grid = np.asarray(ar.basin_map)
         data["basin_map"] = (tuple(f"x{i}" for i in range(grid.ndim)), grid)
+    pca = ar.results.get("pca")
+    if pca is not None:
+        data["pca_components"] = (("pc", "dim"), pca["components"])
+        data["pca_explained"] = (("pc",), pca["explained"])
+        data["pca_projection"] = (("pca_sample", "record", "pc"), pca["projection"])
+        coords["pca_particle"] = ("pca_sample", pca["particle"])
+    plane = ar.results.get("plane")
+    if plane is not None:
+        data["plane_loss"] = (("alpha", "beta"), plane["loss"], {"directions": plane["kind"]})
+        data["plane_directions"] = (("direction", "dim"), plane["directions"])
+        data["plane_center"] = (("dim",), plane["center"])
+        coords.update({"alpha": ("alpha", plane["alpha"]), "beta": ("beta", plane["beta"])})
+    sp = ar.results.get("sharpness_path")
+    if sp is not None:
+        data["sharpness_path"] = (("sharpness_sample", "sharpness_record"), sp["sharpness"])
+        coords.update({"sharpness_particle": ("sharpness_sample", sp["particle"]),
+                       "sharpness_step": ("sharpness_record", sp["step"])})  # fmt: skip
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update({"summary": json.dumps(ar.summary), "f_ref": float(cv["f_opt"]),
                      "reference_kind": str(cv["reference_kind"]),
