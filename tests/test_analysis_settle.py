@@ -137,6 +137,8 @@ def test_compare_shares_one_reference_and_tells_runs_apart(tmp_path):
     success = [r["success"] for r in rows]
     area = [r["ECDF area"] for r in rows]
     assert success[2] > success[0] and area[0] < area[1] < area[2]
+    # "global": particles at attractors whose loss is the shared reference's
+    assert rows[2]["global"] > 0.2 and rows[0]["global"] == 0.0
     # alone, the slowest run is measured against its own best loss: a different (kinder) picture
     alone, _ = compare([paths[0]])
     assert alone[0]["f_ref"] > rows[0]["f_ref"] and alone[0]["success"] > rows[0]["success"]
@@ -197,3 +199,24 @@ def test_cli_knobs_of_analyze_and_compare(tmp_path, capsys):
     head = [c.strip() for c in lines[0].strip("|").split("|")]
     rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
     assert len(rows) == 2 and all(r[head.index("f_ref")] == "1" for r in rows)  # the given reference, shared
+
+
+def test_newton_accepts_degenerate_minima_and_rejects_non_critical_points():
+    from descentlab.analysis.critical import newton_critical
+
+    class Quartic:  # f = x^4 + y^2: a degenerate minimum at the origin (Hessian diag(0, 2) there)
+        dim = 2
+
+        def grad(self, x):
+            return np.column_stack([4 * x[:, 0] ** 3, 2 * x[:, 1]])
+
+        def hess(self, x, compiled=None):
+            h = np.zeros((x.shape[0], 2, 2))
+            h[:, 0, 0] = 12 * x[:, 0] ** 2
+            h[:, 1, 1] = 2.0
+            return h
+
+    # from x = 0.04 Newton shrinks x by 2/3 a step: after 20 steps its last step (4e-6) is still above
+    # 1e-6 tol, but the gradient is down by (2/3)^60: a critical point
+    ok = newton_critical(Quartic(), np.array([[0.04, 0.01], [0.5, 0.0], [0.0, 0.0]]), tol=0.05, iters=20)
+    assert ok.tolist() == [True, False, True]  # the second start is 0.5 away: not within tol

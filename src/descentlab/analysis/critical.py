@@ -257,7 +257,9 @@ NEWTON_MAX = 5000
 
 def newton_critical(lm: LandscapeMath, starts: np.ndarray, tol: float, iters: int = 30) -> np.ndarray | None:
     """(m,) bool: whether Newton's method on the gradient from each of ``starts`` (m, D) reaches a
-    critical point within ``tol`` (max norm) of its start (its last step shorter than ``1e-6 tol``).
+    critical point within ``tol`` (max norm) of its start (its last step shorter than ``1e-6 tol``,
+    or - a degenerate point, where Newton converges only linearly - the gradient a millionth of
+    the start's after ``iters`` steps, all within ``tol``).
 
     Vectorised over the points (the landscape's plain-Python Hessian, no compilation); at most
     :data:`NEWTON_MAX` points are tried (the first ones), the rest are False. Models (no cheap
@@ -278,6 +280,7 @@ def _newton(lm: LandscapeMath, x0: np.ndarray, ok: np.ndarray, tol: float, iters
     m = x0.shape[0]
     live = np.arange(min(m, NEWTON_MAX))
     x = x0[live].copy()
+    g0 = np.linalg.norm(lm.grad(x), axis=1) if live.size else np.zeros(0)
     for _ in range(iters):
         if live.size == 0:
             break
@@ -293,7 +296,11 @@ def _newton(lm: LandscapeMath, x0: np.ndarray, ok: np.ndarray, tol: float, iters
         done = ~away & (step <= 1e-6 * tol)
         ok[live[done]] = True
         keep = ~away & ~done
-        live, x = live[keep], x[keep]
+        live, x, g0 = live[keep], x[keep], g0[keep]
+    if live.size:
+        # a degenerate critical point (a flat direction, x^4) draws Newton in linearly: still within
+        # tol after all iterations with the gradient down a millionfold is a critical point too
+        ok[live[np.linalg.norm(lm.grad(x), axis=1) <= 1e-6 * g0]] = True
     return ok
 
 

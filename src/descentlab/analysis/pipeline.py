@@ -276,6 +276,7 @@ def compare(paths: Sequence[str | Path], plots_dir: str | Path | None = None, an
             f.close()
         s.update(convergence_summary(conv, status, final_loss))
         s["best_final_loss"] = best_loss(status, final_loss)
+        s["global_fraction"] = _global_fraction(s, f_ref)
         s["label"] = p.stem
         summaries.append(s)
         lab = f"{p.stem}: {s.get('optimizer')}"
@@ -292,6 +293,18 @@ def compare(paths: Sequence[str | Path], plots_dir: str | Path | None = None, an
         fig = plots.loss_bands(bands, title="loss: median and quantile bands")
         figs["loss_bands"] = plots.save(fig, out / "compare_loss_bands.png")
     return rows, figs
+
+
+def _global_fraction(summary: Mapping[str, Any], f_ref: float) -> float | None:
+    """Fraction of particles at attractors whose loss is within tolerance of ``f_ref`` (the shared
+    reference of a comparison), from a summary's attractor rows."""
+    n = int(summary.get("particles") or 0)
+    if not n or not np.isfinite(f_ref):
+        return None
+    tol = 1e-6 * (1.0 + abs(f_ref))
+    at = [r["count"] for r in summary.get("attractors", []) if r.get("loss") is not None
+          and r["loss"] - f_ref <= max(tol, 1e-3 * abs(r["loss"]) + tol)]  # fmt: skip
+    return float(sum(at) / n)
 
 
 def _ref_note(f_ref: float, kind: str, targets: Sequence[float], record_every: Sequence[int]) -> str:
