@@ -78,7 +78,7 @@ def test_particles_still_moving_are_not_settled():
     moving = (r.status == 0) & (mv > tol)
     assert moving.mean() > 0.5
     # every particle that still moves and is not within tol of the minimum is "not settled"
-    far = np.linalg.norm(r.final_x - 1.0, axis=1) > tol
+    far = np.max(np.abs(r.final_x - 1.0), axis=1) > tol  # (some particles blew up: no norm overflow)
     assert np.all(ar.labels[moving & far] == NOT_SETTLED)
     # and whatever settled, settled at the minimum (1, 1)
     for a in range(ar.attractors.n):
