@@ -124,3 +124,35 @@ def test_views_in_the_analysis_dataset(dw3_file):
     ds = ar.to_xarray()
     assert ds["plane_loss"].dims == ("alpha", "beta") and ds["pca_projection"].shape[1:] == (11, 2)
     np.testing.assert_allclose(ds["sharpness_path"].values, ar.sharpness_path["sharpness"])
+
+
+def test_a_registered_analysis_runs_is_summarised_written_and_drawn(dw3_file, tmp_path):
+    import h5py
+
+    from descentlab.analysis import plots
+    from descentlab.analysis.io import put
+    from descentlab.analysis.registry import ANALYSES, Analysis, register_analysis
+
+    def compute(ctx):
+        return {"final_spread": float(np.nanstd(ctx.final_loss))}
+
+    def figures(results, data, lm, out, stem, title):
+        fig, ax = plots.new_figure()
+        ax.bar([0], [results["final_spread"]])
+        return {"spread": plots.save(fig, out / f"{stem}_spread.png")}
+
+    register_analysis(Analysis("final_spread", compute,
+                               summarize=lambda ctx: {"final_spread": ctx.results["final_spread"]},
+                               write=lambda g, r: put(g, "final_spread", np.array([r["final_spread"]]), ("one",)),
+                               figures=figures))  # fmt: skip
+    try:
+        ar = analyze(dw3_file, tmp_path / "p")
+        with descentlab.open_run(dw3_file) as f:
+            expected = float(np.nanstd(f.final_loss[...]))
+        assert ar.summary["final_spread"] == pytest.approx(expected)
+        assert ar.final_spread == pytest.approx(expected)
+        assert ar.figures["spread"].exists()
+        with h5py.File(analysis_path(dw3_file), "r") as f:
+            assert f["analysis/final_spread"][0] == pytest.approx(expected)
+    finally:
+        del ANALYSES["final_spread"]
