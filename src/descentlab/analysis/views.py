@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from . import steps as _steps  # noqa: F401  (the core analyses register first: the views read their results)
 from .critical import LandscapeMath, ModelMath
 from .io import put
 from .registry import Analysis, Context, register_analysis
