@@ -220,8 +220,16 @@ def spectra(eigenvalues: np.ndarray, names: Sequence[str], path: str | Path | No
         ax.axvline(0.0, color="k", lw=0.5)
     lo, hi = (float(fin.min()), float(fin.max())) if fin.size else (0.0, 0.0)
     if fin.size and lo > 0:  # a spectrum of minima: a plain log axis over its range
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
         ax.set_xscale("log")
         ax.set_xlim(lo / 1.8, hi * 1.8)
+        if hi / lo < 100:  # within two decades: ticks at 1, 2, 5 x 10^k, written plainly
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        else:  # decades only, at most about eight labels
+            ax.xaxis.set_major_locator(LogLocator(base=10, numticks=8))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("Hessian eigenvalue (log scale)")
     elif fin.size:
         # linear within 1e-3 of the largest |eigenvalue| (smaller ones are 'flat' at this resolution):
