@@ -148,7 +148,8 @@ def test_a_complete_run_drops_its_checkpoint_slots_and_shrinks(tmp_path):
 
     spec = {"run": {"particles": 4000, "steps": 60, "record_every": 20}, "landscape": {"name": "himmelblau"},
             "optimizer": {"name": "adam", "lr": 0.05}}  # fmt: skip
-    path = write_run(spec, tmp_path / "a.h5", progress=False)
+    # a checkpoint after every chunk: the slots hold data until the run completes
+    path = write_run(spec, tmp_path / "a.h5", progress=False, checkpoint_every=0, chunk_steps=20)
     with h5py.File(path, "r") as f:
         c = f["checkpoint"]
         assert list(c) == [] and bool(c.attrs["dropped"]) and int(c.attrs["step"]) == 60

@@ -65,3 +65,12 @@ def test_resolved_spec_parses_to_itself(spec: dict[str, Any]) -> None:
     assert (again.steps, again.record_every, again.dim) == (rs.steps, rs.record_every, rs.dim)
     if rs.finite_sum is not None:
         assert (again.finite_sum.sizes, again.finite_sum.epochs) == (rs.finite_sum.sizes, rs.finite_sum.epochs)
+
+
+def test_dtype_defaults_to_float32_on_cuda_only() -> None:
+    assert parse_spec(base()).dtype == "float64"
+    cuda = base(run={"particles": 10, "steps": 100, "target": "cuda"})
+    rs = parse_spec(cuda)  # parsing needs no GPU
+    assert rs.dtype == "float32" and rs.resolved["run"]["dtype"] == "float32"
+    cuda["run"]["dtype"] = "float64"
+    assert parse_spec(cuda).dtype == "float64"

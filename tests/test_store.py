@@ -30,10 +30,11 @@ def datasets(path: Path, skip_checkpoint: bool = True) -> dict[str, np.ndarray]:
         f.visititems(lambda n, o: out.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
         if skip_checkpoint:
             out = {k: v for k, v in out.items() if not k.startswith("checkpoint/")}
+            # a complete file's checkpoint is not part of its result (a run shorter than checkpoint_every
+            # writes none, a resumed one keeps its last): compared only in partial files
             slot = str(f["checkpoint"].attrs["slot"])
-            if slot != "-1":  # a complete run has dropped its slots
-                for name in f["checkpoint"][slot]:
-                    out[f"checkpoint/current/{name}"] = f["checkpoint"][slot][name][...]
+            for name in f["checkpoint"][slot] if slot != "-1" and not f.attrs["complete"] else ():
+                out[f"checkpoint/current/{name}"] = f["checkpoint"][slot][name][...]
     return out
 
 

@@ -46,6 +46,7 @@ def run_demo(
 ) -> list[Path]:
     """Run the demo into ``out_dir``; returns the paths written (files and figure)."""
     from .analysis.plots import new_figure
+    from .core.status import Status
     from .engine.store import open_run, write_run
     from .landscapes import get_landscape
 
@@ -73,7 +74,7 @@ def run_demo(
             pick = np.sort(rng.choice(n, size=min(n, 60), replace=False))
             traj = f.trajectory_x[pick, :, :]
         reached = []
-        conv = status == 1
+        conv = status == Status.CONVERGED
         for name, pt in minima:
             k = int(np.sum(conv & (np.linalg.norm(fx - pt, axis=1) < 1e-3)))
             reached.append(f"{name}: {k}")

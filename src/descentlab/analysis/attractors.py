@@ -49,6 +49,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from ..core.status import Status
+
 NOT_SETTLED = -1
 #: The former name of :data:`NOT_SETTLED`.
 NOT_CONVERGED = NOT_SETTLED
@@ -56,7 +58,7 @@ DIVERGED = -2
 LEFT_BOUND = -3
 #: Label code -> name of the outcome of particles that reached no attractor.
 OUTCOME_CODES = {NOT_SETTLED: "not settled", DIVERGED: "diverged", LEFT_BOUND: "left the bound"}
-_STATUS_TO_LABEL = {0: NOT_CONVERGED, 2: DIVERGED, 3: LEFT_BOUND}
+_STATUS_TO_LABEL = {Status.RUNNING: NOT_SETTLED, Status.DIVERGED: DIVERGED, Status.OUT_OF_BOUND: LEFT_BOUND}
 
 #: Default clustering tolerance relative to the landscape's scale.
 REL_TOL = 1e-2
@@ -241,22 +243,22 @@ def find_attractors(
     jumps between two points looks still at every even record).
     """
     final_x = np.asarray(final_x)
-    n_all, dim = final_x.shape
+    dim = final_x.shape[1]
     tol = float(rel_tol) * float(scale)
     mtol = tol if move_tol is None else float(move_tol)
     status = np.asarray(status)
     labels = status_labels(status)
     finite = np.all(np.isfinite(final_x), axis=1)
-    running = (status == 0) & finite
-    cand = ((status == 1) & finite) | running
-    still = np.zeros(n_all, dtype=bool)
+    running = (status == Status.RUNNING) & finite
+    cand = ((status == Status.CONVERGED) & finite) | running
+    still = np.zeros(final_x.shape[0], dtype=bool)
     if movement is not None and not include_running:
         still = running & ~(np.asarray(movement) <= mtol)
         cand &= ~still
     idx = np.flatnonzero(cand)
     comp, k = cluster_points(final_x[idx].astype(np.float64), tol)
     if k and not include_running:
-        conv = np.bincount(comp, weights=(status[idx] == 1).astype(np.float64), minlength=k) > 0
+        conv = np.bincount(comp, weights=(status[idx] == Status.CONVERGED).astype(np.float64), minlength=k) > 0
         ok = conv.copy()
         verdict = None
         if accept is not None and not np.all(conv):
@@ -373,7 +375,6 @@ def find_attractors(
                 used.add(name)
         matched.append(name)
         names.append(name or f"A{a} {_fmt_point(positions[a])}")
-    _ = n_all
     return Attractors(
         labels=labels, positions=positions, names=names, kinds=kinds, counts=counts, losses=losses,
         extents=extents, known=matched, tol=tol, manifolds=manifolds,

@@ -32,21 +32,6 @@ def _check(path: Path, writes: bool = True) -> str | None:
     return None
 
 
-def parse_targets(text: str | None) -> tuple[float, ...] | None:
-    """``"1e-1,1e-3"`` -> (0.1, 0.001); None -> None. Raises the CLI's one-line error on bad input."""
-    if text is None:
-        return None
-    try:
-        vals = tuple(float(v) for v in text.replace(";", ",").split(",") if v.strip())
-    except ValueError:
-        vals = ()
-    if not vals or any(not v > 0 for v in vals):
-        from ..cli import UserError
-
-        raise UserError(f"--targets: give positive numbers separated by commas, got {text!r}")
-    return vals
-
-
 def analyze_command(path: str | Path, plots: str | Path | None = None, **kwargs: Any) -> int:
     """``descentlab analyze RUN.h5 [--plots DIR]``: analyse, write RUN.analysis, print the summary."""
     from . import analyze, summary_text

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.status import Status
+
 #: Default precisions delta of the targets f - f_opt <= delta.
 TARGETS = (1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 #: Quantile levels of the loss bands.
@@ -60,10 +62,10 @@ def steps_to_target(
             first = np.argmax(hit, axis=1)
             out[a:b, j] = np.where(anyhit, record_steps[first], -1)
     # a particle that diverged or left the bound is a failure, whatever its loss on the way
-    out[(status == 2) | (status == 3)] = -1
+    out[(status == Status.DIVERGED) | (status == Status.OUT_OF_BOUND)] = -1
     if not np.isfinite(f_opt):
         out[:] = -1
-    conv = (status == 1) & (stop_step >= 0)
+    conv = (status == Status.CONVERGED) & (stop_step >= 0)
     for j, t in enumerate(tg):
         ok = conv & (final_loss - f_opt <= t)
         cur = out[:, j]

@@ -3,7 +3,7 @@
 Hessians come from the landscape's own (analytic) math function. For a few
 points it is called as plain Python on a ``(D, n)`` block - no compilation, so
 an analysis needs nothing but the run file; for many points (a census) the
-compiled kernel of :mod:`descentlab.kernels` is used.
+compiled kernel of :mod:`descentlab.kernels.functional` is used.
 
 Models (finite sums, :class:`ModelMath`) have no Hessian formula: their
 Hessian-vector products are central differences of the analytic full-batch
@@ -97,7 +97,7 @@ class LandscapeMath:
 class ModelMath(LandscapeMath):
     """A finite-sum landscape (model x training set) with NumPy value, gradient and Hessian-vector products.
 
-    ``fs`` is the run's :class:`descentlab.engine.finite_sum.FiniteSum`; the
+    ``fs`` is the run's :class:`descentlab.problems.finite_sum.FiniteSum`; the
     loss is the full-batch training loss (batch normalization with full-data
     statistics, as the kernels' value).
     """
@@ -162,19 +162,11 @@ class ModelMath(LandscapeMath):
 
 
 def _compiled_hessian(lm: LandscapeMath, x: np.ndarray) -> np.ndarray:
-    from ..engine.run import kernels_for
-    from ..engine.spec import parse_spec
+    """Hessians (n, D, D) at ``x`` (n, D) by the compiled kernel of the landscape object itself
+    (a registered, formula or any other :class:`Landscape`; no spec is rebuilt)."""
+    from ..kernels.functional import LandscapeFunctions
 
-    spec = {
-        "run": {"particles": 1, "steps": 1},
-        "landscape": {"name": lm.landscape.name, "dim": lm.dim, **dict(lm.params)},
-        "optimizer": {"name": "sgd"},
-    }
-    rs = parse_spec(spec)
-    kern = kernels_for(rs)
-    h = np.empty((x.shape[0], lm.dim, lm.dim))
-    kern.hessian(np.ascontiguousarray(x.T), lm.p.astype(np.float64), lm.rows, h)
-    return h
+    return LandscapeFunctions(lm.landscape, lm.params, lm.dim).hess(x)
 
 
 def classify(eigenvalues: np.ndarray, eig_tol: float = EIG_TOL, extremes: int | None = None) -> str:

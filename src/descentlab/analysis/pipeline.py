@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,9 @@ from .summary import _jsonable
 
 
 def _landscape(spec: Mapping[str, Any]) -> LandscapeMath:
-    from ..engine.finite_sum import MODEL_LANDSCAPES
     from ..engine.spec import SpecError, parse_spec
     from ..engine.store import StoreError
+    from ..problems.finite_sum import MODEL_LANDSCAPES
 
     try:
         rs = parse_spec(spec, memory_check=False)
@@ -32,9 +33,15 @@ def _landscape(spec: Mapping[str, Any]) -> LandscapeMath:
         # the landscape itself (a formula, a model and its data) cannot be rebuilt: refuse, naming why
         if str(exc).startswith(("landscape", "data")) or "formula" in land or land.get("name") in MODEL_LANDSCAPES:
             raise StoreError(f"PATH: the run's spec cannot be rebuilt for the analysis: {exc}") from None
-        return _fallback_landscape(spec)
-    except Exception:
-        return _fallback_landscape(spec)
+        reason: Exception = exc
+    except (KeyError, TypeError, ValueError) as exc:  # a stored spec this version reads differently
+        reason = exc
+    # the rest of the spec (optimizer, init, ...) does not parse any more, the landscape does: say why
+    logging.getLogger("descentlab").warning(
+        "the run's stored spec does not parse (%s: %s); analysing its landscape from the [landscape] table alone",
+        type(reason).__name__, reason,
+    )  # fmt: skip
+    return _fallback_landscape(spec)
 
 
 def _fallback_landscape(spec: Mapping[str, Any]) -> LandscapeMath:

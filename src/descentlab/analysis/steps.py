@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.status import Status
 from . import attractors as _att
 from . import basins as _bas
 from . import convergence as _conv
@@ -32,7 +33,7 @@ def _known_points(ctx: Context) -> list[tuple[str, np.ndarray, str]]:
     pts = [(nm, np.asarray(p, dtype=float), "minimum") for nm, p in land.minima(params, dim)]
     pts += [(nm, np.asarray(p, dtype=float), "saddle") for nm, p in land.saddles(params, dim)]
     pts += [(f"max {np.round(p, 3).tolist()}", np.asarray(p, dtype=float), "maximum")
-            for p in land.extra.get("maxima", [])]  # fmt: skip
+            for p in land.maxima]  # fmt: skip
     return pts
 
 
@@ -192,7 +193,7 @@ def _basins_summary(ctx: Context) -> dict[str, Any]:
     r = ctx.results
     att = r["attractors"]
     return {
-        "outcomes": {"converged": int(np.sum(ctx.status == 1)), **att.outcome_counts()},
+        "outcomes": {"converged": int(np.sum(ctx.status == Status.CONVERGED)), **att.outcome_counts()},
         "basin_map": r["basin_map"] is not None,
         **r["basin_stats"],
         "start_points": None if r["start_points"] is None else int(r["start_points"]["x"].shape[0]),
@@ -234,7 +235,7 @@ def reference_loss(ctx: Context) -> tuple[float, str]:
 
 def best_loss(status: np.ndarray, final_loss: np.ndarray) -> float:
     """The lowest final loss of the particles that neither diverged nor left the bound (NaN if none)."""
-    ok = np.isfinite(final_loss) & ((status == 0) | (status == 1))
+    ok = np.isfinite(final_loss) & ((status == Status.RUNNING) | (status == Status.CONVERGED))
     return float(np.min(final_loss[ok])) if np.any(ok) else float("nan")
 
 

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from .._jit import block_for
-from ..kernels.common import CONVERGED, DIVERGED, OUT_OF_BOUND, RUNNING, STATUS_NAMES
+from ..core.status import STATUS_CODES, Status
+from ..kernels.common import ChunkRecords as RecordBuffers
+from ..kernels.common import Particles, RunConstants
 from ..kernels.compile import Kernels, build
 from .buffers import aligned_empty
 from .init import initial_positions
@@ -84,14 +86,14 @@ class Simulation:
         ids = np.arange(self.start, self.stop, dtype=np.int64)
         land = spec.landscape
         if spec.finite_sum is not None and spec.init["scheme"] != "points":
-            from .finite_sum import initial_positions as model_positions
+            from ..problems.finite_sum import initial_positions as model_positions
 
             init = model_positions(spec.finite_sum, spec.init, ids, spec.seed)
         else:
             init = initial_positions(spec.init, dim, ids, spec.seed, land.init_box)
         self.init_x = np.ascontiguousarray(init.astype(self.dtype))  # (n, D)
-        self.x = self.init_x.T.copy(order="C")  # never a view of init_x (n = 1 would be one)
-        self.state = np.concatenate(
+        x = self.init_x.T.copy(order="C")  # never a view of init_x (n = 1 would be one)
+        state = np.concatenate(
             [ph.optimizer.initial_state(ph.hyper, dim, n, self.dtype) for ph in spec.phases], axis=0
         )
         self.hyper = np.concatenate([ph.optimizer.pack(ph.hyper) for ph in spec.phases])
@@ -100,21 +102,48 @@ class Simulation:
         self.lparams = land.pack(spec.landscape_params, dim).astype(self.dtype)
         self.lrows = land.scratch_rows(dim)
         self.orows = max(ph.optimizer.scratch_rows(dim) for ph in spec.phases)
-        self.status = np.zeros(n, dtype=np.int8)
-        self.stop_step = np.full(n, -1, dtype=np.int64)
-        self.count = np.zeros(n, dtype=np.int64)
+        self._host = Particles(x, state, np.zeros(n, dtype=np.int8), np.full(n, -1, dtype=np.int64),
+                               np.zeros(n, dtype=np.int64))  # fmt: skip
+        self._device: Any = None  # the state on the device between chunks (targets that keep it there)
+        self._host_current, self._device_current = True, False
         self.step = 0
         self.metrics = None
         if spec.finite_sum is not None:
-            from .finite_sum import Metrics
+            from ..problems.finite_sum import Metrics
 
             self.metrics = Metrics(spec.finite_sum, self.kernels.evaluate, self.dtype)
         self.tol2 = float(spec.grad_tol) ** 2
         self.bound = float(spec.bound)
+        # An infinite bound becomes the largest finite value, so that the kernel's
+        # `abs(x) <= bound` test also flags +-Inf (not only NaN) as an event.
+        big = float(np.finfo(self.dtype).max)
+        self.constants = RunConstants(
+            lparams=self.lparams, lrows=self.lrows, hyper=self.hyper, phase_start=self.phase_start,
+            phase_lr=self.phase_lr, schedule=spec.schedule, seed=np.uint64(spec.seed), gid_base=self.start,
+            orows=self.orows, tol2=self.dtype.type(min(self.tol2, big)), patience=spec.patience,
+            bound=self.dtype.type(min(self.bound, big)),
+        )  # fmt: skip
 
     @property
     def n(self) -> int:
         return self.stop - self.start
+
+    # The state (x, state, status, stop_step, count) lives in host arrays; on a target that keeps
+    # it on the device between chunks (CUDA), reading any of them brings the device's copy back
+    # first, and the next chunk sends the host's copy again (the reader may have changed it).
+    def _particles(self) -> Particles:
+        if self._device is not None:
+            if not self._host_current:
+                self._device.download(self._host)
+                self._host_current = True
+            self._device_current = False
+        return self._host
+
+    x = property(lambda self: self._particles().x, doc="(D, n) positions")
+    state = property(lambda self: self._particles().state, doc="(S, D, n) optimizer state")
+    status = property(lambda self: self._particles().status, doc="(n,) int8 status codes")
+    stop_step = property(lambda self: self._particles().stop_step, doc="(n,) int64 stop steps (-1: running)")
+    count = property(lambda self: self._particles().count, doc="(n,) int64 steps in a row under grad_tol")
 
     def evaluate(self, x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(loss (n,), grad_norm (n,)) at ``x`` (D, n), default the current positions."""
@@ -145,16 +174,16 @@ class Simulation:
         if lead:
             rec_x[:, 0] = self.init_x
             rec_loss[:, 0] = self.evaluate(np.ascontiguousarray(self.init_x.T))[0]
-        # An infinite bound becomes the largest finite value, so that the kernel's
-        # `abs(x) <= bound` test also flags +-Inf (not only NaN) as an event.
-        big = float(np.finfo(self.dtype).max)
-        lims = np.array([min(self.tol2, big), min(self.bound, big)], dtype=self.dtype)
-        self.kernels.run_chunk(
-            self.x, self.state, self.status, self.stop_step, self.count, self.lparams,
-            self.hyper, self.phase_start, self.phase_lr, self.spec.schedule,
-            np.uint64(self.spec.seed), self.start, t0, t1, re, rec_x, rec_loss, first - lead,
-            lims[0], self.spec.patience, lims[1], self.lrows, self.orows,
-        )  # fmt: skip
+        buffers = RecordBuffers(rec_x, rec_loss, first - lead, re)
+        if self.kernels.resident is None:
+            self.kernels.run_chunk(self._host, self.constants, t0, t1, buffers)
+        else:  # the state stays on the device from chunk to chunk; only the records come back
+            if self._device is None:
+                self._device = self.kernels.resident(self._host, self.constants)
+            elif not self._device_current:
+                self._device.upload(self._host)
+            self._device_current, self._host_current = True, False
+            self.kernels.run_chunk(self._host, self.constants, t0, t1, buffers, on_device=self._device)
         self.step = t1
         return ChunkRecords(np.arange(first - lead, last + 1, dtype=np.int64) * re, rec_x, rec_loss)
 
@@ -215,15 +244,15 @@ class Simulation:
         (status 2); "left the bound" (status 3) is kept for a finite bound the user set.
         """
         if self.step == self.spec.steps:
-            out = ~np.all(np.abs(self.x) <= self.bound, axis=0) & (self.status == RUNNING)
-            self.status[out] = OUT_OF_BOUND
+            out = ~np.all(np.abs(self.x) <= self.bound, axis=0) & (self.status == Status.RUNNING)
+            self.status[out] = Status.OUT_OF_BOUND
             self.stop_step[out] = self.step
         if not np.isfinite(self.bound):
-            self.status[self.status == OUT_OF_BOUND] = DIVERGED
+            self.status[self.status == Status.OUT_OF_BOUND] = Status.DIVERGED
         loss, grad_norm = self.evaluate()
-        bad = ~np.isfinite(loss) & ((self.status == RUNNING) | (self.status == CONVERGED))
-        self.stop_step[bad & (self.status == RUNNING)] = self.step
-        self.status[bad] = DIVERGED
+        bad = ~np.isfinite(loss) & ((self.status == Status.RUNNING) | (self.status == Status.CONVERGED))
+        self.stop_step[bad & (self.status == Status.RUNNING)] = self.step
+        self.status[bad] = Status.DIVERGED
         return loss, grad_norm
 
 
@@ -269,8 +298,8 @@ class Result:
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_xarray(self) -> Any:
-        """The run as an ``xarray.Dataset`` (layout in :mod:`descentlab.xarray_view`)."""
-        from ..xarray_view import run_dataset
+        """The run as an ``xarray.Dataset`` (layout in :mod:`descentlab.engine.xarray_view`)."""
+        from .xarray_view import run_dataset
 
         return run_dataset(
             self.spec, init_x=self.init_x, trajectory_x=self.trajectory_x, trajectory_loss=self.trajectory_loss,
@@ -280,7 +309,7 @@ class Result:
         )  # fmt: skip
 
     def status_counts(self) -> dict[str, int]:
-        return {STATUS_NAMES[k]: int(np.sum(self.status == k)) for k in STATUS_NAMES}
+        return {name: int(np.sum(self.status == k)) for k, name in STATUS_CODES.items()}
 
     def __repr__(self) -> str:
         n, d = self.final_x.shape
@@ -327,7 +356,7 @@ def simulate(
     traj_x = np.concatenate([r.x for r in recs], axis=1)
     metrics: dict[str, np.ndarray] = RunMetrics()
     if rs.finite_sum is not None:
-        from .finite_sum import init_stats
+        from ..problems.finite_sum import init_stats
 
         assert sim.metrics is not None and epochs is not None
         metrics["train_loss"] = np.concatenate([r.loss for r in recs], axis=1)

@@ -51,15 +51,21 @@ class Landscape:
     params: parameter names and defaults (scalars).
     value, grad, hess: math functions (see module docstring).
     init_box: default ``(low, high)`` of the uniform initialisation, per coordinate.
-    pack: ``(params, D) -> float64 array`` packed for the kernel; default packs
-        ``params`` in declaration order.
-    scratch_rows: rows of scratch the math needs for dimension D.
+    pack_fn: ``(params, D) -> float64 array`` packed for the kernel (see :meth:`pack`);
+        None packs ``params`` in declaration order.
+    scratch_fn: ``D -> rows`` of scratch the math needs (see :meth:`scratch_rows`); None: 1.
     minima, saddles: known critical points ``[(name, point (D,)), ...]``.
     minima_manifold: description of a continuous set of minima, if any.
     batch_grad: the minibatch gradient ``(x, p, w, g, lo, hi, t, seed, gid0)``
         of a finite-sum landscape (None: the full gradient, see
         :func:`descentlab.kernels.compile.full_batch`).
     block: particles per CPU block (None: the default).
+    min_dim: the smallest dimension an "any D" landscape accepts.
+    maxima: known local maxima, points (D,) of a fixed-dimension landscape (analysis labels them).
+    spec_entry: how the landscape is written in a resolved spec's ``[landscape]`` table
+        when its name is not enough (a formula: ``{"formula": ...}``).
+    variables: a formula's variable names, in coordinate order.
+    module: the name of the generated module that holds a formula's math.
     """
 
     name: str
@@ -77,9 +83,13 @@ class Landscape:
     minima_manifold: str | None = None
     default_dim: int = 2
     scale: float = 1.0
-    extra: Mapping[str, Any] = field(default_factory=dict)
     batch_grad: Callable[..., Any] | None = None
     block: int | None = None
+    min_dim: int = 1
+    maxima: tuple[tuple[float, ...], ...] = ()
+    spec_entry: Mapping[str, Any] = field(default_factory=dict)
+    variables: tuple[str, ...] = ()
+    module: str | None = None
 
     def resolve_dim(self, dim: int | None) -> int:
         """The dimension a run uses; raises ``ValueError`` on a mismatch."""
@@ -113,4 +123,5 @@ class Landscape:
         return np.asarray(vals if vals else [0.0], dtype=np.float64)
 
     def scratch_rows(self, dim: int) -> int:
+        """Rows of the scratch ``w`` the math needs in dimension ``dim`` (at least 1)."""
         return 1 if self.scratch_fn is None else max(1, int(self.scratch_fn(dim)))

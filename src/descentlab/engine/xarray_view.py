@@ -48,7 +48,7 @@ def status_attrs() -> dict[str, Any]:
 def parameter_coords(spec: Mapping[str, Any], dim: int) -> dict[str, Any]:
     """Coordinates naming each parameter of a model run (``{}`` for other landscapes)."""
     try:
-        from .engine.spec import parse_spec
+        from .spec import parse_spec
 
         rs = parse_spec(dict(spec), memory_check=False)
     except Exception:
