@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from descentlab.analysis import _landscape
+from descentlab.analysis.pipeline import _landscape
 from descentlab.engine.store import StoreError
 
 

@@ -64,8 +64,9 @@ def all_datasets(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
         f.visititems(lambda n, o: out.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
         assert bool(f.attrs["complete"])
-    # a complete file's checkpoint is not part of its result (a run shorter than checkpoint_every
-    # writes none; a resumed one keeps its last), so it is left out
+        # a complete run drops its checkpoint slots (only for resuming); the pointer stays
+        assert not any(k.startswith("checkpoint/") for k in out) and bool(f["checkpoint"].attrs["dropped"])
+    # a complete file's checkpoint is not part of its result
     return {k: v for k, v in out.items() if not k.startswith("checkpoint/")}
 
 

@@ -11,7 +11,8 @@ Layout (the run-file format; N particles, R records, D dimensions)::
     /final/x, loss, grad_norm, status (int8), stop_step (int64)
     /checkpoint/      attrs step, records, slot; slots 0 and 1 each hold the full
                       engine state in its native layout: x (D, N), state (S, D, N),
-                      status, stop_step, count
+                      status, stop_step, count; a complete run drops both slots
+                      (attr dropped, slot -1) and the file shrinks by their size
 
 Each group also holds its dimension scales (``particle``, ``record``, ``dim``),
 so ``xarray.open_dataset(path, group="trajectory", engine="h5netcdf")`` shows

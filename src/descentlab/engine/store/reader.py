@@ -43,6 +43,9 @@ class RunFile:
             self.complete = bool(self.attrs.get("complete", False)) and not self.path.name.endswith(PARTIAL_SUFFIX)
             self.spec: dict[str, Any] = self._validate()
             self.steps_done = int(self.attrs.get("steps_done", 0))
+        except RuntimeError as exc:  # HDF5 metadata caught mid-change by a writer (locking=False)
+            self.file.close()
+            raise StoreError(f"{self.path}: cannot read it just now ({exc}); a writer is changing it") from None
         except BaseException:
             self.file.close()
             raise
@@ -119,6 +122,26 @@ class RunFile:
     def trajectory(self, particle: int) -> np.ndarray:
         """Recorded positions (R, D) of one particle."""
         return self.file["trajectory/x"][particle, : self.records, :]
+
+    def to_xarray(self) -> Any:
+        """The run as an ``xarray.Dataset`` in memory (layout in :mod:`descentlab.engine.xarray_view`: ``step``
+        a coordinate, status with CF flags, the metrics of a model run under their file names).
+        A partial run has no final state yet: :class:`StoreError`."""
+        from ..xarray_view import run_dataset
+
+        if not self.complete:
+            raise StoreError(f"{self.path}: an incomplete run has no final state; finish it (descentlab run --resume)")
+        f = self.file
+        metrics = {}
+        if "metrics" in f:
+            metrics = {k: v[...] for k, v in f["metrics"].items() if isinstance(v, h5py.Dataset) and k != "layer"}
+        keys = ("created", "finished", "wall_time", "compile_time", "target", "dtype")
+        return run_dataset(
+            self.spec, init_x=f["init/x"], trajectory_x=f["trajectory/x"], trajectory_loss=f["trajectory/loss"],
+            record_steps=f["trajectory/step"], particle=f["init/particle"][...] if "particle" in f["init"] else None,
+            final_x=f["final/x"], final_loss=f["final/loss"], grad_norm=f["final/grad_norm"], status=f["final/status"],
+            stop_step=f["final/stop_step"], metrics=metrics, attrs={k: self.attrs[k] for k in keys if k in self.attrs},
+        )  # fmt: skip
 
     def datasets(self) -> Iterator[tuple[str, h5py.Dataset]]:
         """Every dataset in the file as (path, dataset)."""

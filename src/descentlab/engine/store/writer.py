@@ -15,14 +15,12 @@ from __future__ import annotations
 import dataclasses
 import errno
 import fcntl
-import itertools
 import json
 import math
 import os
 import queue
 import shutil
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -244,7 +242,7 @@ def _create_layout(f: h5py.File, sim: Simulation, rc: int, compression: str | No
     p_f, d_f = scale(fin, "particle", ids), scale(fin, "dim", dims)
     for name, shape, typ in (("x", (n, d), dt), ("loss", (n,), dt), ("grad_norm", (n,), dt),
                              ("status", (n,), np.int8), ("stop_step", (n,), np.int64)):  # fmt: skip
-        ds = dataset(fin, name, shape=shape, dtype=typ)
+        ds = _allocated(fin, name, shape, np.dtype(typ))  # before the checkpoint slots: _drop_checkpoint
         attach(ds, *((p_f, d_f) if len(shape) == 2 else (p_f,)))
     fin["status"].attrs["codes"] = json.dumps(STATUS_CODES)
 
@@ -289,9 +287,12 @@ def _create_finite_sum_layout(f: h5py.File, sim: Simulation, rc: int, p_t: h5py.
                        "init_* are per-layer statistics at initialization (particle, layer)")  # fmt: skip
     m["train_loss"] = f["trajectory/loss"]  # a hard link: the same data
     n, r = sim.n, sim.spec.n_records
-    for name in sim.metrics.names:
-        ds = m.create_dataset(name, shape=(n, r), dtype=sim.dtype, chunks=chunks)
+    for name in sim.metrics.names:  # allocated now, before the checkpoint slots (see _drop_checkpoint)
+        ds = _chunked(m, name, (n, r), (n, r), chunks, sim.dtype, {})
         attach(ds, p_t, r_t)
+    updates = fs.epoch_of_steps(sim.spec.steps)
+    dataset(m, "epoch_updates", updates)
+    dataset(m, "epoch_wall_time", np.full(updates.shape, np.nan))
     stats = init_stats(fs, sim.init_x)
     if stats:
         layer = scale(m, "layer", np.arange(fs.model.n_layers, dtype=np.int64))
@@ -303,20 +304,37 @@ def _create_finite_sum_layout(f: h5py.File, sim: Simulation, rc: int, p_t: h5py.
 def _write_epochs(f: h5py.File, updates: np.ndarray, chunk_times: list[tuple[int, float]], step0: int) -> None:
     """``/metrics/epoch_updates`` (E,) and ``epoch_wall_time`` (E,) seconds.
 
-    A chunk's wall time (kernel and metrics) is shared evenly among its
-    updates; epochs run before a resume have NaN times (not measured here).
+    Each epoch's time is measured: the engine advances in pieces cut at every epoch end
+    (:meth:`Simulation.advance_timed`), and an epoch's time is the kernel time of its pieces
+    (metrics at the records are not included); epochs run before a resume have NaN times
+    (not measured here).
     """
-    per_step = np.full(int(updates.sum()), np.nan)
-    s = step0
-    for n_steps, secs in chunk_times:
-        per_step[s : s + n_steps] = secs / max(1, n_steps)
-        s += n_steps
-    bounds = np.concatenate([[0], np.cumsum(updates)])
-    wall = np.array([per_step[a:b].sum() if not np.isnan(per_step[a:b]).any() else np.nan
-                     for a, b in itertools.pairwise(bounds)])  # fmt: skip
+    from ..run import epoch_times
+
+    wall = epoch_times(updates, chunk_times, step0)
     m = f["metrics"]
-    m.create_dataset("epoch_updates", data=updates)
-    m.create_dataset("epoch_wall_time", data=wall)
+    for name, arr in (("epoch_updates", updates), ("epoch_wall_time", wall)):
+        if name in m and m[name].shape == arr.shape:
+            m[name][...] = arr
+        else:  # a partial file of an earlier version
+            if name in m:
+                del m[name]
+            m.create_dataset(name, data=arr)
+
+
+def _drop_checkpoint(f: h5py.File) -> None:
+    """Delete the two checkpoint slots of a run that completed (they are only for resuming).
+
+    The slots are the last storage the run allocates (every other dataset is allocated when the
+    layout is created), so HDF5 gives their space back and the file shrinks - except with a
+    compressed trajectory, whose chunks are allocated as they are written. ``/checkpoint`` keeps
+    its attributes (``step``, ``records``; ``slot`` -1, ``dropped`` true).
+    """
+    c = f["checkpoint"]
+    for slot in ("0", "1"):
+        if slot in c:
+            del c[slot]
+    c.attrs.update({"slot": -1, "dropped": True})
 
 
 def _write_metrics(f: h5py.File, r0: int, values: Mapping[str, np.ndarray]) -> None:
@@ -343,6 +361,15 @@ def _chunked(grp: h5py.Group, name: str, shape: tuple[int, ...], maxshape: tuple
     space = h5py.h5s.create_simple(shape, tuple(h5py.h5s.UNLIMITED if m is None else m for m in maxshape))
     dsid = h5py.h5d.create(grp.id, name.encode(), h5py.h5t.py_create(dt), space, dcpl=dcpl)
     return h5py.Dataset(dsid)
+
+
+def _allocated(grp: h5py.Group, name: str, shape: tuple[int, ...], dt: np.dtype) -> h5py.Dataset:
+    """A contiguous dataset whose storage is allocated now (nothing is written until it is filled)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    space = h5py.h5s.create_simple(shape)
+    return h5py.Dataset(h5py.h5d.create(grp.id, name.encode(), h5py.h5t.py_create(dt), space, dcpl=dcpl))
 
 
 def _rng_name() -> str:
@@ -527,13 +554,6 @@ def _restore(f: h5py.File, sim: Simulation) -> int:
     return sim.step
 
 
-def _progress(total: int, initial: int, show: bool | None) -> Any:
-    from tqdm.auto import tqdm
-
-    disable = (not sys.stderr.isatty()) if show is None else not show
-    return tqdm(total=total, initial=initial, unit="step", disable=disable, dynamic_ncols=True, leave=False)
-
-
 def write_run(
     spec: Any,
     out: str | Path,
@@ -691,7 +711,12 @@ def _write_run_locked(
         step0, rec0 = 0, 0
     ident = os.stat(tmp)  # the file this process writes (and the only one it will move into place)
     t_start = time.perf_counter()
-    bar = _progress(rs.steps, step0, progress)
+    from ..run import PROGRESS_SECONDS, progress_bar
+
+    bar = progress_bar(rs.steps, sim.n, step0, progress)
+    # epochs timed one by one; a visible bar moves every second or so (pieces adapt to the speed)
+    cuts = np.cumsum(rs.finite_sum.epoch_of_steps(rs.steps)) if rs.finite_sum is not None else None
+    piece_seconds = None if bar.hidden else PROGRESS_SECONDS / 2
     file_bytes = rs.file_bytes()
     writer = _Writer(depth=1, inline=file_bytes < THREAD_MIN_BYTES)
     raw: _RawChunks | None = None
@@ -706,8 +731,9 @@ def _write_run_locked(
         for t1 in ends:
             if t1 <= sim.step:
                 continue
-            step_before, t_chunk = sim.step, time.perf_counter()
-            recs = sim.advance(t1, with_initial=rec == 0)  # record 0 goes with the first chunk
+            # record 0 goes with the first chunk
+            recs, times = sim.advance_timed(t1, with_initial=rec == 0, cuts=cuts, seconds=piece_seconds,
+                                            on_piece=lambda s: bar.update(s - bar.n))  # fmt: skip
             now = time.perf_counter()
             snap = None
             if now - last_checkpoint >= checkpoint_every:
@@ -718,7 +744,7 @@ def _write_run_locked(
             rec_now = rec
 
             mets = sim.metrics.at(recs.x) if sim.metrics is not None else {}
-            chunk_times.append((t1 - step_before, time.perf_counter() - t_chunk))
+            chunk_times.extend(times)
 
             def job(r0=r0, recs=recs, snap=snap, step_now=step_now, rec_now=rec_now, mets=mets) -> None:
                 _write_records(f, raw, r0, recs.x, recs.loss)
@@ -729,7 +755,6 @@ def _write_run_locked(
                         on_checkpoint(step_now)
 
             writer.put(job)
-            bar.update(t1 - bar.n)
         loss, gn = sim.finish()
         writer.close()
         raw.close()
@@ -741,6 +766,7 @@ def _write_run_locked(
         fin["stop_step"][...] = sim.stop_step
         if rs.finite_sum is not None:
             _write_epochs(f, rs.finite_sum.epoch_of_steps(rs.steps), chunk_times, step0)
+        _drop_checkpoint(f)
         f.attrs.update({"finished": _now(), "wall_time": time.perf_counter() - t_start,
                         "compile_time": sim.compile_time, "complete": True})  # fmt: skip
         f.close()
