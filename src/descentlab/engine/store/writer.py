@@ -689,13 +689,17 @@ def _write_run_locked(
                     if (int(f.attrs["particle_start"]), int(f.attrs["particle_stop"])) != tuple(particles):
                         diff = "particles"
                 has_checkpoint = "checkpoint" in f and int(f["checkpoint"].attrs.get("slot", -1)) >= 0
+                finished = bool(f.attrs.get("complete", False))
         except (OSError, KeyError, ValueError):
             # killed before the first flush (not yet a readable HDF5 file) or while the layout was
             # being created: there is no checkpoint to keep, so start afresh (we hold the lock)
-            diff, has_checkpoint = None, False
+            diff, has_checkpoint, finished = None, False, False
         resuming = has_checkpoint
         if diff:
             raise StoreError(f"{diff}: differs from the spec of the partial run {tmp}; cannot resume")
+        if finished:  # killed after the run completed, before the file was moved into place
+            os.replace(tmp, out)
+            return out
     if disk_check is not None:  # compressed sizes are not known in advance
         _check_disk(disk_check, out, resuming)
 
@@ -766,9 +770,10 @@ def _write_run_locked(
         fin["stop_step"][...] = sim.stop_step
         if rs.finite_sum is not None:
             _write_epochs(f, rs.finite_sum.epoch_of_steps(rs.steps), chunk_times, step0)
-        _drop_checkpoint(f)
         f.attrs.update({"finished": _now(), "wall_time": time.perf_counter() - t_start,
                         "compile_time": sim.compile_time, "complete": True})  # fmt: skip
+        f.flush()  # a complete file on disk: killed from here on, a resume only moves it into place
+        _drop_checkpoint(f)
         f.close()
         bar.close()
     except BaseException:
