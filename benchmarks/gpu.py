@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import descentlab as dl
 from descentlab.engine.run import DEFAULT_CHUNK_STEPS
 from descentlab.engine.spec import parse_spec
-from suite import A, B, PeerUnavailable, jax_direct_peer, jax_peer
+from suite import PeerUnavailable, jax_direct_peer, jax_peer, torch_peer
 
 
 def gpu_target() -> str:
@@ -84,27 +84,12 @@ def descentlab_rate(n: int, dtype: str, steps: int, target: str, repeats: int,
 
 
 def torch_cuda_rate(x0: np.ndarray, steps: int, dtype: str, repeats: int) -> float:
-    """``torch.optim.Adam(fused=True)`` on one (N, 2) tensor on the GPU; particle-steps/s."""
+    """The suite's torch peer (``torch.optim.Adam(fused=True)`` on one (N, 2) tensor) on the GPU."""
     try:
         import torch
     except ImportError:
         raise PeerUnavailable("torch not installed") from None
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    tdt = getattr(torch, dtype)
-    init = torch.as_tensor(x0, dtype=tdt, device=dev)
-
-    def run() -> None:
-        x = init.clone().requires_grad_(True)
-        opt = torch.optim.Adam([x], lr=1e-3, fused=dev == "cuda")
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            a, b = x[:, 0], x[:, 1]
-            loss = (B * (b - a * a) ** 2 + (A - a) ** 2).sum()
-            loss.backward()
-            opt.step()
-        if dev == "cuda":
-            torch.cuda.synchronize()
-
+    run = torch_peer(x0, steps, dtype, device="cuda" if torch.cuda.is_available() else "cpu")
     run()
     return x0.shape[0] * steps / best_of(run, repeats)
 

@@ -250,15 +250,16 @@ def jax_direct_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.n
     return _jax_runner(jax, jnp.asarray(x0, dtype=dt), run_all, consts)
 
 
-def torch_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.ndarray]:
-    """``torch.optim.Adam`` (fused where the CPU build supports it, else foreach) on one (N, D) tensor."""
+def torch_peer(x0: np.ndarray, steps: int, dtype: str, device: str = "cpu") -> Callable[[], np.ndarray]:
+    """``torch.optim.Adam`` (fused where the build supports it, else foreach) on one (N, D) tensor
+    on ``device`` (``cpu`` or ``cuda``)."""
     try:
         import torch
     except ImportError:
         raise PeerUnavailable("torch not installed (pip install 'descentlab[bench]')") from None
     torch.set_num_threads(_threads())
     tdt = getattr(torch, dtype)
-    x_init = torch.from_numpy(np.ascontiguousarray(x0, dtype=dtype)).to(tdt)
+    x_init = torch.from_numpy(np.ascontiguousarray(x0, dtype=dtype)).to(device=device, dtype=tdt)
     flavour = {"fused": True}
     try:
         p = torch.nn.Parameter(x_init.clone())
@@ -278,7 +279,7 @@ def torch_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.ndarra
             loss = (B * (y - x * x) ** 2 + (A - x) ** 2).sum()
             loss.backward()
             opt.step()
-        return p.detach().numpy().copy()
+        return p.detach().cpu().numpy().copy()  # (waits for the device)
 
     return run
 
