@@ -328,6 +328,15 @@ def bench(ctx: typer.Context) -> None:
         raise typer.Exit(rc)
 
 
+def _add_experiments() -> None:
+    from .experiments.cli import experiment_app
+
+    app.add_typer(experiment_app, name="experiment")
+
+
+_add_experiments()
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .engine.spec import SpecError
     from .engine.store import StoreError

@@ -1,0 +1,182 @@
+"""Experiments: statistics helpers against known values, measurement tools against dense references,
+every registered experiment at a tiny size, verdict functions on synthetic data, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from descentlab.experiments import experiments
+from descentlab.experiments._measure import escape, sharpness
+from descentlab.experiments._toml import dumps
+from descentlab.experiments.base import depends
+from descentlab.experiments.runner import sweep_spec
+from descentlab.experiments.stats import bootstrap, bootstrap_diff, wilson
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_wilson_known_values() -> None:
+    # Wilson (1927) / Newcombe (1998) table: 81 of 263 -> (0.2553, 0.3662); 0 of 10 -> (0, 0.2775)
+    lo, hi = wilson(81, 263)
+    assert lo == pytest.approx(0.2553, abs=5e-5) and hi == pytest.approx(0.3662, abs=5e-5)
+    lo, hi = wilson(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=5e-5)
+    lo, hi = wilson(10, 10)
+    assert hi == 1.0 and lo == pytest.approx(1 - 0.2775, abs=5e-5)
+    assert all(math.isnan(v) for v in wilson(0, 0))
+    with pytest.raises(ValueError):
+        wilson(11, 10)
+
+
+def test_bootstrap_covers_the_mean_and_shrinks() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(5.0, 2.0, 400)
+    est, lo, hi = bootstrap(x, np.mean)
+    assert est == pytest.approx(x.mean())
+    # the normal-theory interval of the mean: +-1.96 s / sqrt(n) = +-0.196
+    assert hi - lo == pytest.approx(2 * 1.96 * x.std() / 20, rel=0.15)
+    assert lo < 5.0 < hi
+    _, lo2, hi2 = bootstrap(x[:40], np.mean)
+    assert hi2 - lo2 > 2 * (hi - lo)
+    d, dlo, dhi = bootstrap_diff(x + 1.0, x, np.mean)
+    assert d == pytest.approx(1.0) and dlo < 1.0 < dhi
+    d, dlo, dhi = bootstrap_diff(rng.normal(3, 1, 300), rng.normal(0, 1, 300), np.median)
+    assert dlo > 2.5 and dhi < 3.5
+
+
+def test_depends() -> None:
+    assert depends({"a": True, "b": True}, "x") == "supported"
+    assert depends({"a": False, "b": False}, "x") == "not supported"
+    assert depends({"a": True, "b": False}, "the landscape") == "depends on the landscape (holds for a; not for b)"
+
+
+def test_toml_round_trip() -> None:
+    spec = {"run": {"particles": 10, "seed": 1}, "optimizer": {"name": "switch", "phases": [
+        {"name": "sgd", "lr": 0.1, "steps": 5}, {"name": "adam", "lr": 1e-3, "betas": [0.9, 0.99]}]},
+        "landscape": {"name": "mlp", "hidden": [8, 8], "batch_norm": True},
+        "stop": {"bound": math.inf}, "sweep": {"zip": [{"optimizer.lr": [0.1, 0.2], "a b": ["-", "x\"y"]}]}}
+    assert tomllib.loads(dumps(spec)) == spec
+
+
+def test_sweep_spec_reproduces_points() -> None:
+    from descentlab.sweeps.spec import expand
+
+    base = {"run": {"particles": 2, "steps": 3}, "landscape": {"name": "himmelblau"},
+            "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9}}
+    pts = [{"optimizer.lr": 0.1}, {"optimizer": {"name": "adam", "lr": 0.2}}, {"landscape.name": "quadratic"}]
+    plan = expand(sweep_spec(base, pts))
+    got = [(p.spec["landscape"]["name"], p.spec["optimizer"]) for p in plan.points]
+    assert got == [("himmelblau", {"name": "sgd", "lr": 0.1, "momentum": 0.9}),
+                   ("himmelblau", {"name": "adam", "lr": 0.2}),
+                   ("quadratic", {"name": "sgd", "lr": 0.01, "momentum": 0.9})]
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+def test_sharpness_against_dense_eigenvalues() -> None:
+    rng = np.random.default_rng(0)
+    d = 40
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    ev = np.linspace(-3.0, 7.5, d)
+    h = q @ np.diag(ev) @ q.T
+    top, trace = sharpness(lambda x0, v: np.atleast_2d(v) @ h.T, np.zeros(d), d, probes=400)
+    assert top == pytest.approx(7.5, rel=1e-6)
+    assert trace == pytest.approx(np.trace(h), abs=0.15 * np.linalg.norm(h))  # Hutchinson: sd ~ |H|_F sqrt(2/p)
+    hd = np.diag(ev[:2])
+    top2, trace2 = sharpness(lambda x0, v: np.atleast_2d(v) @ hd, np.zeros(2), 2)
+    assert top2 == pytest.approx(ev[1]) and trace2 == pytest.approx(ev[:2].sum())
+
+
+def test_escape_against_a_loop() -> None:
+    rng = np.random.default_rng(1)
+    x = np.cumsum(rng.normal(0, 0.1, size=(50, 30, 3)), axis=1)
+    x[3] = 0.0  # never leaves
+    x[4, 7:] = np.nan  # diverges: outside from record 7
+    steps_rec = np.arange(30) * 5
+    center = np.array([0.05, 0.0, -0.02])
+    s, dirs = escape(x, steps_rec, center, 0.5)
+    for i in range(50):
+        r = [np.linalg.norm(x[i, j] - center) if np.all(np.isfinite(x[i, j])) else np.inf for j in range(30)]
+        first = next((j for j in range(30) if r[j] > 0.5), None)
+        if first is None:
+            assert s[i] == -1 and np.isnan(dirs[i]).all()
+        else:
+            assert s[i] == steps_rec[first]
+            if np.isfinite(r[first]):
+                np.testing.assert_allclose(dirs[i], (x[i, first] - center) / r[first])
+    assert s[3] == -1 and s[4] <= 35
+
+
+def test_layer_tools_against_numpy() -> None:
+    from descentlab.engine.spec import parse_spec
+    from descentlab.experiments._measure import layer_grad_norms, unit_spread
+    from descentlab.models.reference import loss
+
+    spec = {"run": {"particles": 3, "steps": 1}, "landscape": {"name": "mlp", "hidden": [5], "loss": "mse"},
+            "data": {"name": "teacher", "samples": 30}, "optimizer": {"name": "sgd"}}
+    fs = parse_spec(spec).finite_sum
+    rng = np.random.default_rng(2)
+    p = rng.normal(size=(2, fs.model.dim))
+    gn = layer_grad_norms(fs, p)
+    # finite differences of the loss w.r.t. the first weight matrix
+    w0 = fs.model.layout[0].slice
+    g = np.zeros(w0.stop - w0.start)
+    for k in range(g.size):
+        e = np.zeros(fs.model.dim)
+        e[w0.start + k] = 1e-6
+        g[k] = (loss(fs.model, p[:1] + e, fs.data.x_train, fs.data.y_train)[0]
+                - loss(fs.model, p[:1] - e, fs.data.x_train, fs.data.y_train)[0]) / 2e-6
+    assert gn[0, 0] == pytest.approx(np.linalg.norm(g), rel=1e-5)
+    same = p[:1].copy()
+    w = same[0, w0].reshape(5, -1)
+    w[:] = w[0]
+    same[0, w0] = w.ravel()
+    b = fs.model.layout[1].slice
+    same[0, b] = 0.3
+    assert unit_spread(fs, same)[0] == pytest.approx(0.0, abs=1e-12)
+    assert unit_spread(fs, p)[0] > 0.1
+
+
+# ----------------------------------------------------------------------------- experiments
+
+NAMES = list(experiments())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_experiment_tiny(name: str, tmp_path: Path) -> None:
+    from descentlab.experiments.base import ExperimentResult
+
+    exp = experiments()[name]
+    res = exp.run("tiny", tmp_path)
+    folder = tmp_path / name
+    assert res.figures and all((folder / f).stat().st_size > 5000 for f in res.figures)
+    assert res.table and (folder / "table.csv").read_text().count("\n") == len(res.table) + 1
+    assert res.runs >= 1 and res.specs
+    for key in res.specs:
+        assert tomllib.loads((folder / "specs" / f"{key}.toml").read_text()) == json.loads(json.dumps(res.specs[key]))
+    v = res.verdict
+    assert v.outcome in ("supported", "not supported") or v.outcome.startswith("depends on ")
+    assert v.criterion and v.statistic
+    lo, hi = v.interval
+    if not math.isnan(v.value):
+        assert lo <= v.value <= hi or math.isnan(lo)
+    # the verdict's numbers are the ones measured: recomputing it from the stored measurements agrees
+    again = ExperimentResult.from_json((folder / "result.json").read_text())
+    assert again.verdict == v
+    assert exp.verdict_from(res.measured) == v
+
+
+def test_critical_points_verdict_synthetic() -> None:
+    exp = experiments()["critical-points"]
+    good = {"grad_at_origin": 0.0, "eigenvalues": [-2.0, 2.0], "on_curve": 500, "converged": 500, "taylor_slope": 4.0}
+    assert exp.verdict_from(good).outcome == "supported"
+    assert exp.verdict_from({**good, "eigenvalues": [1.0, 3.0]}).outcome == "not supported"
+    assert exp.verdict_from({**good, "on_curve": 300}).outcome == "not supported"
+    assert exp.verdict_from({**good, "taylor_slope": 2.0}).outcome == "not supported"
