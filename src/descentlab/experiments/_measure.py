@@ -142,3 +142,27 @@ def unit_spread(fs: Any, params: np.ndarray, layer: int = 0) -> np.ndarray:
     units = np.concatenate([wm, p[:, b.slice].reshape(n, out_units, 1)], axis=2)  # (n, units, in+1)
     dev = units - units.mean(axis=1, keepdims=True)
     return np.max(np.linalg.norm(dev, axis=2), axis=1)
+
+
+def clusters(points: np.ndarray, tol: float) -> np.ndarray:
+    """(n,) int64 cluster labels of ``points`` (n, D): greedy leader clustering, a point joins the first
+    leader within ``tol`` (Euclidean), else leads a new cluster. Labels are sorted by cluster size
+    (0 = the largest). Non-finite points get -1."""
+    x = np.asarray(points, dtype=np.float64)
+    labels = np.full(x.shape[0], -1, dtype=np.int64)
+    leaders: list[np.ndarray] = []
+    for i in np.nonzero(np.all(np.isfinite(x), axis=1))[0]:
+        for j, c in enumerate(leaders):
+            if np.linalg.norm(x[i] - c) <= tol:
+                labels[i] = j
+                break
+        else:
+            leaders.append(x[i])
+            labels[i] = len(leaders) - 1
+    if leaders:
+        sizes = np.bincount(labels[labels >= 0], minlength=len(leaders))
+        order = np.argsort(-sizes, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        labels[labels >= 0] = rank[labels[labels >= 0]]
+    return labels

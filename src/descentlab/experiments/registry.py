@@ -6,6 +6,8 @@ from .base import Experiment
 
 _MODULES: tuple[str, ...] = (
     "critical_points",
+    "convex_single_basin",
+    "multiple_minima",
 )
 
 
