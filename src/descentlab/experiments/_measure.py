@@ -166,3 +166,11 @@ def clusters(points: np.ndarray, tol: float) -> np.ndarray:
         rank[order] = np.arange(order.size)
         labels[labels >= 0] = rank[labels[labels >= 0]]
     return labels
+
+
+def steps_to(trajectory_loss: np.ndarray, record_steps: np.ndarray, target: float) -> np.ndarray:
+    """(N,) float: the first record step at which the loss is <= ``target``; ``inf`` if never (or diverged)."""
+    loss = np.asarray(trajectory_loss, dtype=np.float64)
+    hit = loss <= target
+    first = np.argmax(hit, axis=1)
+    return np.where(hit.any(axis=1), np.asarray(record_steps, dtype=np.float64)[first], np.inf)

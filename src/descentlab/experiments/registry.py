@@ -8,6 +8,7 @@ _MODULES: tuple[str, ...] = (
     "critical_points",
     "convex_single_basin",
     "multiple_minima",
+    "learning_rate",
 )
 
 
