@@ -9,6 +9,7 @@ _MODULES: tuple[str, ...] = (
     "convex_single_basin",
     "multiple_minima",
     "learning_rate",
+    "init_distance",
 )
 
 
