@@ -10,6 +10,7 @@ _MODULES: tuple[str, ...] = (
     "multiple_minima",
     "learning_rate",
     "init_distance",
+    "momentum_vs_adam",
 )
 
 
