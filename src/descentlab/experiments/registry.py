@@ -11,6 +11,7 @@ _MODULES: tuple[str, ...] = (
     "learning_rate",
     "init_distance",
     "momentum_vs_adam",
+    "saddle_escape",
 )
 
 
