@@ -12,6 +12,7 @@ _MODULES: tuple[str, ...] = (
     "init_distance",
     "momentum_vs_adam",
     "saddle_escape",
+    "momentum_then_adam",
 )
 
 
