@@ -13,6 +13,7 @@ _MODULES: tuple[str, ...] = (
     "momentum_vs_adam",
     "saddle_escape",
     "momentum_then_adam",
+    "minimum_ratio",
 )
 
 
