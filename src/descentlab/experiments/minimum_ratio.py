@@ -28,7 +28,7 @@ EIG_TOL = 1e-8
 class MinimumRatio(Experiment):
     name = "minimum-ratio"
     claim = ("As the dimension grows, true minima become a vanishing share of the critical points, and the share "
-             "of positive Hessian eigenvalues rises as the loss falls (low critical points are nearly minima).")  # fmt: skip
+             "of positive Hessian eigenvalues rises as the loss falls (low critical points are nearly minima).")
 
     def verdict_from(self, m: dict[str, Any]) -> Verdict:
         """(a) the Wilson interval of the share of minima at the smallest D lies above that at the largest D
