@@ -14,6 +14,7 @@ _MODULES: tuple[str, ...] = (
     "saddle_escape",
     "momentum_then_adam",
     "minimum_ratio",
+    "symmetric_init",
 )
 
 
