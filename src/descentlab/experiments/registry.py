@@ -15,6 +15,7 @@ _MODULES: tuple[str, ...] = (
     "momentum_then_adam",
     "minimum_ratio",
     "symmetric_init",
+    "init_scale",
 )
 
 
