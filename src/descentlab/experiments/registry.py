@@ -16,6 +16,7 @@ _MODULES: tuple[str, ...] = (
     "minimum_ratio",
     "symmetric_init",
     "init_scale",
+    "xavier_variance",
 )
 
 
