@@ -174,3 +174,19 @@ def steps_to(trajectory_loss: np.ndarray, record_steps: np.ndarray, target: floa
     hit = loss <= target
     first = np.argmax(hit, axis=1)
     return np.where(hit.any(axis=1), np.asarray(record_steps, dtype=np.float64)[first], np.inf)
+
+
+def epochs_at(fs: Any, steps: np.ndarray) -> np.ndarray:
+    """Epoch (float: completed epochs plus the fraction of the current one) at each update count ``steps``."""
+    steps = np.asarray(steps, dtype=np.float64)
+    per = fs.epoch_of_steps(int(np.max(steps)) + 1 if steps.size else 1)
+    ends = np.concatenate([[0], np.cumsum(per)]).astype(np.float64)
+    k = np.clip(np.searchsorted(ends, steps, side="right") - 1, 0, per.size - 1)
+    return k + (steps - ends[k]) / per[k]
+
+
+def tail_noise(trajectory_loss: np.ndarray, fraction: float = 0.25) -> np.ndarray:
+    """(N,) standard deviation of each particle's recorded loss over the last ``fraction`` of its records."""
+    tl = np.asarray(trajectory_loss, dtype=np.float64)
+    k = max(2, round(fraction * tl.shape[1]))
+    return np.std(tl[:, -k:], axis=1)

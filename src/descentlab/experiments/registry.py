@@ -17,6 +17,7 @@ _MODULES: tuple[str, ...] = (
     "symmetric_init",
     "init_scale",
     "xavier_variance",
+    "batch_schedule",
 )
 
 
