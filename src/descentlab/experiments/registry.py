@@ -18,6 +18,7 @@ _MODULES: tuple[str, ...] = (
     "init_scale",
     "xavier_variance",
     "batch_schedule",
+    "shuffle",
 )
 
 
