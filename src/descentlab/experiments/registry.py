@@ -19,6 +19,7 @@ _MODULES: tuple[str, ...] = (
     "xavier_variance",
     "batch_schedule",
     "shuffle",
+    "batch_size",
 )
 
 
