@@ -20,6 +20,7 @@ _MODULES: tuple[str, ...] = (
     "batch_schedule",
     "shuffle",
     "batch_size",
+    "loss_function",
 )
 
 
