@@ -21,6 +21,7 @@ _MODULES: tuple[str, ...] = (
     "shuffle",
     "batch_size",
     "loss_function",
+    "batch_norm",
 )
 
 
