@@ -180,3 +180,107 @@ def test_critical_points_verdict_synthetic() -> None:
     assert exp.verdict_from({**good, "eigenvalues": [1.0, 3.0]}).outcome == "not supported"
     assert exp.verdict_from({**good, "on_curve": 300}).outcome == "not supported"
     assert exp.verdict_from({**good, "taylor_slope": 2.0}).outcome == "not supported"
+
+
+def test_learning_rate_verdict_synthetic() -> None:
+    exp = experiments()["learning-rate"]
+    good = {"lrs": [1e-3, 1e-2, 1e-1], "particles": 100, "diverged": [0, 0, 95],
+            "median_steps": [math.inf, 100.0, math.inf], "median_steps_low": [math.inf, 90.0, math.inf],
+            "median_steps_high": [math.inf, 110.0, math.inf]}
+    assert exp.verdict_from({"settings": {"a": good, "b": good}}).outcome == "supported"
+    no_div = {**good, "diverged": [0, 0, 3]}
+    assert exp.verdict_from({"settings": {"a": no_div, "b": no_div}}).outcome == "not supported"
+    fast_small = {**good, "median_steps": [100.0, 100.0, math.inf], "median_steps_low": [95.0, 90.0, math.inf]}
+    v = exp.verdict_from({"settings": {"a": good, "b": fast_small}})
+    assert v.outcome == "depends on the landscape (holds for a; not for b)"
+
+
+def test_init_distance_verdict_synthetic() -> None:
+    exp = experiments()["init-distance"]
+    pos = {"rho": 0.9, "rho_low": 0.85, "rho_high": 0.93, "reached": 300, "particles": 300}
+    flat = {"rho": 0.02, "rho_low": -0.1, "rho_high": 0.12, "reached": 300, "particles": 300}
+    assert exp.verdict_from({"pairs": {"q/gd": pos, "q/adam": pos}}).outcome == "supported"
+    assert exp.verdict_from({"pairs": {"q/gd": flat, "q/adam": flat}}).outcome == "not supported"
+    assert exp.verdict_from({"pairs": {"q/gd": pos, "q/adam": flat}}).outcome.startswith("depends on")
+
+
+def test_convex_single_basin_verdict_synthetic() -> None:
+    exp = experiments()["convex-single-basin"]
+    one = {"particles": 500, "clusters": 1, "largest": 500, "control": False}
+    ctrl = {"particles": 500, "clusters": 4, "largest": 130, "control": True}
+    assert exp.verdict_from({"landscapes": {"q": one, "h": ctrl}}).outcome == "supported"
+    two = {"particles": 500, "clusters": 2, "largest": 260, "control": False}
+    assert exp.verdict_from({"landscapes": {"q": two, "h": ctrl}}).outcome == "not supported"
+
+
+def test_batch_size_verdict_synthetic() -> None:
+    exp = experiments()["batch-size"]
+    b = {"1": {"sharpness": 1.0, "test_acc": 0.8, "train_acc": 0.9, "time_per_update": 1e-5}}
+    assert exp.verdict_from({"rho": 0.8, "rho_low": 0.7, "rho_high": 0.9, "batches": b}).outcome == "supported"
+    v = exp.verdict_from({"rho": -0.8, "rho_low": -0.9, "rho_high": -0.7, "batches": b})
+    assert v.outcome == "not supported" and "opposite" in v.details
+
+
+def test_saddle_escape_verdict_synthetic() -> None:
+    from descentlab.experiments.saddle_escape import EXPECTED
+
+    exp = experiments()["saddle-escape"]
+    n = 400
+
+    def rec(near: bool, man: bool, cos: float = 0.999) -> dict:
+        return {"n": n, "near_escaped": n if near else 0, "manifold_escaped": n if man else 0, "near_step": 30.0,
+                "near_cos": cos}
+
+    ok = {k: rec(*v) for k, v in EXPECTED.items()}
+    assert exp.verdict_from({"optimizers": ok}).outcome == "supported"
+    newton_escapes = {**ok, "newton": rec(True, False)}
+    assert exp.verdict_from({"optimizers": newton_escapes}).outcome == "depends on the optimizer (holds for gd, " \
+        "momentum, adam, langevin, saddle-free newton; not for newton)"
+    wrong_dir = {**ok, "gd": rec(True, False, cos=0.3)}
+    assert "not for gd" in exp.verdict_from({"optimizers": wrong_dir}).outcome
+
+
+def test_shuffle_verdict_synthetic() -> None:
+    exp = experiments()["shuffle"]
+
+    def order(diff: tuple[float, float, float]) -> dict:
+        return {"loss_diff": list(diff), "noise": {"fixed": 0.01, "reshuffled": 0.01},
+                "acc": {"fixed": 0.9, "reshuffled": 0.9}}
+
+    helps = order((0.05, 0.03, 0.07))
+    hurts = order((-0.02, -0.03, -0.01))
+    assert exp.verdict_from({"orders": {"random order": helps, "sorted by class": helps}}).outcome == "supported"
+    assert exp.verdict_from({"orders": {"random order": hurts, "sorted by class": hurts}}).outcome == "not supported"
+    v = exp.verdict_from({"orders": {"random order": hurts, "sorted by class": helps}})
+    assert v.outcome.startswith("depends on the stored order")
+
+
+# ----------------------------------------------------------------------------- report and CLI
+
+
+def test_report_and_cli(tmp_path: Path) -> None:
+    from descentlab.cli import main
+
+    assert main(["experiment", "list"]) == 0
+    assert main(["experiment", "run", "no-such-experiment", "-o", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+    out = tmp_path / "rep"
+    assert main(["experiment", "run", "critical-points", "--size", "tiny", "-o", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    res = json.loads((out / "critical-points" / "result.json").read_text())
+    assert f"critical-points/{res['figures'][0]}" in md
+    assert res["verdict"]["outcome"] in md and "descentlab sweep critical-points/specs/gd.toml" in md
+    html = (out / "report.html").read_text()
+    assert "<img src='critical-points/landscape.png'" in html and "<table>" in html
+
+
+@pytest.mark.slow
+def test_experiment_on_dask(tmp_path: Path) -> None:
+    """The same grid on a Dask LocalCluster (through the sweep layer's run files) gives the same verdict."""
+    from descentlab.experiments.runner import Runner
+
+    exp = experiments()["critical-points"]
+    local = exp.run("tiny", tmp_path / "local")
+    remote = exp.run("tiny", tmp_path / "dask", Runner(dask="local"))
+    assert remote.verdict == local.verdict and remote.measured == local.measured
+    assert list((tmp_path / "dask" / "critical-points" / "runs" / "gd").glob("point*.h5"))

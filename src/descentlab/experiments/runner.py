@@ -137,5 +137,10 @@ class Runner:
 
         root = self.work_dir if self.work_dir is not None else (self.folder or Path("."))
         out = root / "runs" / key
+        if out.exists():  # a fresh sweep: an earlier run of this grid may have had other specs
+            import shutil
+
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
         sweep(spec, out=out, dask=self.dask)
         return [_from_file(out / p.file_name) for p in plan.points]
