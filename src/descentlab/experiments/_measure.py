@@ -190,3 +190,10 @@ def tail_noise(trajectory_loss: np.ndarray, fraction: float = 0.25) -> np.ndarra
     tl = np.asarray(trajectory_loss, dtype=np.float64)
     k = max(2, round(fraction * tl.shape[1]))
     return np.std(tl[:, -k:], axis=1)
+
+
+def diverged(res: Any) -> np.ndarray:
+    """(N,) bool: non-finite, beyond the bound, or a final loss above twice the initial one (the loss blew up;
+    a loss that wanders a little above its start on a plateau is not divergence)."""
+    fl = np.asarray(res.final_loss, dtype=np.float64)
+    return (np.asarray(res.status) >= 2) | ~np.isfinite(fl) | (fl > 2.0 * np.asarray(res.trajectory_loss)[:, 0])

@@ -4,7 +4,7 @@ A deep MLP 2-16x4-2 (tanh) on spirals, minibatches of 32, SGD with momentum
 0.9, with and without batch normalization (the engine's ``batch_norm``: batch
 statistics in training updates, full-data statistics for the loss), over a
 grid of learning rates. Per (BN, lr): the share diverged (non-finite, or a final
-loss above the initial one), the share stuck above the chance loss, epochs to a
+loss above twice the initial one), the share stuck above the chance loss, epochs to a
 loss target and the share reaching it, and at the best learning rate the
 sharpness (largest Hessian eigenvalue of the full-batch loss) of end points.
 """
@@ -19,7 +19,6 @@ import numpy as np
 from ._plot import figure, save
 from .base import Experiment, ExperimentResult, Verdict, depends
 from .init_scale import failed
-from .learning_rate import _diverged
 from .stats import bootstrap, wilson
 
 SIZES = {"tiny": (6, 4, 2), "small": (16, 20, 3), "full": (128, 80, 16)}
@@ -52,7 +51,7 @@ class BatchNorm(Experiment):
 
     def verdict_from(self, m: dict[str, Any]) -> Verdict:
         """(a) the largest stable lr (diverged share's Wilson upper bound < 0.5; diverged: non-finite, beyond the
-        bound, or final loss above the initial one) with BN exceeds the one without;
+        bound, or final loss above twice the initial one) with BN exceeds the one without;
         (b) at each one's best lr, the bootstrap 95% upper bound of BN's median epochs to target is below the lower
         bound without BN, or (censored runs) the Wilson interval of the share reaching the target within the run
         with BN lies above the one without."""
@@ -67,7 +66,7 @@ class BatchNorm(Experiment):
         return Verdict(
             outcome=depends(per, "the measure"),
             criterion=("largest stable lr (Wilson upper bound of the diverged share < 0.5; diverged: non-finite or "
-                       "final loss above initial) with BN > without; at each "
+                       "final loss above twice the initial) with BN > without; at each "
                        "one's best lr, bootstrap 95% interval of median epochs to training loss "
                        f"{TARGET} with BN entirely below the one without (never reached: 2x the run), or the Wilson "
                        "interval of the share reaching it within the run entirely above"),
@@ -84,7 +83,7 @@ class BatchNorm(Experiment):
 
     def execute(self, size: str, out: Path, runner: Any) -> ExperimentResult:
         from ..engine.spec import parse_spec
-        from ._measure import problem, sharpness, steps_to
+        from ._measure import diverged, problem, sharpness, steps_to
 
         n, epochs, n_sharp = SIZES[size]
         base = base_spec(n, epochs)
@@ -100,7 +99,7 @@ class BatchNorm(Experiment):
             fails, eps = [], []
             for lr, res in zip(LRS, results, strict=True):
                 f = failed(res, int(fs.data.n_classes))
-                div = _diverged(res)
+                div = diverged(res)
                 s = steps_to(res.trajectory_loss, res.record_steps, TARGET) / per_epoch
                 s = np.where(np.isfinite(s) & ~div, s, 2.0 * epochs)
                 fails.append(int(np.sum(div)))

@@ -51,12 +51,6 @@ def _run_table(kind: str, n: int, length: int) -> dict[str, Any]:
     return run
 
 
-def _diverged(res: Any) -> np.ndarray:
-    """(N,) bool: non-finite, beyond the bound, or a final loss above the initial one (the loss blew up)."""
-    fl = np.asarray(res.final_loss, dtype=np.float64)
-    return (np.asarray(res.status) >= 2) | ~np.isfinite(fl) | (fl > np.asarray(res.trajectory_loss)[:, 0])
-
-
 class LearningRate(Experiment):
     name = "learning-rate"
     claim = ("A learning rate too small converges slowly and one too large diverges; schedules and adaptive methods "
@@ -86,7 +80,7 @@ class LearningRate(Experiment):
         assert stat is not None
         return Verdict(
             outcome=depends(per, "the landscape"),
-            criterion=("diverged: non-finite, beyond |x| = 1e6, or final loss above the initial loss; "
+            criterion=("diverged: non-finite, beyond |x| = 1e6, or final loss above twice the initial loss; "
                        "per landscape: Wilson lower bound of the diverged share at the largest lr > "
                        f"{DIVERGED_MIN} and "
                        f"bootstrap lower bound of the median steps to target at the smallest lr > {SLOW_FACTOR} x the "
@@ -101,7 +95,7 @@ class LearningRate(Experiment):
         table: list[dict[str, Any]] = []
         fig, ax = figure(3, width=4.8)
         finals: dict[str, dict[str, np.ndarray]] = {}
-        from ._measure import steps_to
+        from ._measure import diverged, steps_to
 
         for si, (key, st) in enumerate(SETTINGS.items()):
             length = epochs if key == "mlp" else steps
@@ -111,7 +105,7 @@ class LearningRate(Experiment):
             r: dict[str, Any] = {"lrs": st["lrs"], "particles": n, "diverged": [], "median_steps": [],
                                  "median_steps_low": [], "median_steps_high": [], "target": st["target"]}  # fmt: skip
             for lr, res in zip(st["lrs"], results, strict=True):
-                bad = _diverged(res)
+                bad = diverged(res)
                 div = int(np.sum(bad))
                 s = steps_to(res.trajectory_loss, res.record_steps, st["target"])
                 s[bad] = np.inf
@@ -161,7 +155,7 @@ class LearningRate(Experiment):
                 fl = np.asarray(res.final_loss, dtype=np.float64)
                 finals[key][vname] = fl
                 med, lo, hi = bootstrap(fl, np.median)
-                div = int(np.sum(_diverged(res)))
+                div = int(np.sum(diverged(res)))
                 table.append({"landscape": key, "setting": f"{vname} (lr {variants[vname]['optimizer']['lr']:g})",
                               "diverged": div / n, "div low": wilson(div, n)[0], "div high": wilson(div, n)[1],
                               "median updates to target": float(np.median(steps_to(res.trajectory_loss,
