@@ -19,7 +19,7 @@ from ._plot import figure, save
 from .base import Experiment, ExperimentResult, Verdict, depends
 from .stats import bootstrap, bootstrap_diff
 
-SIZES = {"tiny": (8, 6), "small": (24, 24), "full": (128, 100)}
+SIZES = {"tiny": (8, 6), "small": (24, 24), "full": (96, 60)}
 SMALL, LARGE = 8, 128
 #: The loss target: this factor times the lowest median final training loss of the three (the data set is noisy,
 #: so a fixed target may be out of reach).

@@ -20,7 +20,7 @@ from ._plot import figure, save
 from .base import Experiment, ExperimentResult, Verdict
 from .stats import bootstrap, spearman
 
-SIZES = {"tiny": (4, 4), "small": (16, 30), "full": (128, 100)}
+SIZES = {"tiny": (4, 4), "small": (16, 30), "full": (64, 100)}
 BATCHES = [1, 4, 16, 64, 210]
 TARGET_FACTOR = 1.1
 

@@ -19,7 +19,7 @@ from ._plot import figure, save
 from .base import Experiment, ExperimentResult, Verdict, depends
 from .stats import wilson
 
-SIZES = {"tiny": (64, 1500), "small": (1000, 3000), "full": (10000, 6000)}
+SIZES = {"tiny": (64, 1500), "small": (1000, 3000), "full": (4000, 4000)}
 #: End points closer than this (relative to the scale of the starts) are one attractor.
 TOL = 1e-2
 #: A convex landscape's claim holds when the Wilson lower bound of its largest basin is at least this.

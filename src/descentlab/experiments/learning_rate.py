@@ -18,7 +18,9 @@ from ._plot import figure, save
 from .base import Experiment, ExperimentResult, Verdict, depends
 from .stats import bootstrap, wilson
 
-SIZES = {"tiny": (24, 400, 40), "small": (120, 2000, 150), "full": (1000, 4000, 600)}
+SIZES = {"tiny": (24, 400, 40), "small": (120, 2000, 150), "full": (1000, 4000, 400)}
+#: At most this many particles per MLP point (an MLP particle costs ~1000x a quadratic one).
+MLP_PARTICLES = 240
 #: Too small is slow: the smallest lr's median steps to target exceed this multiple of the best lr's.
 SLOW_FACTOR = 2.0
 #: Too large diverges: the Wilson lower bound of the diverged share at the largest lr exceeds this.
@@ -90,7 +92,7 @@ class LearningRate(Experiment):
         )  # fmt: skip
 
     def execute(self, size: str, out: Path, runner: Any) -> ExperimentResult:
-        n, steps, epochs = SIZES[size]
+        n_all, steps, epochs = SIZES[size]
         measured: dict[str, Any] = {"settings": {}}
         table: list[dict[str, Any]] = []
         fig, ax = figure(3, width=4.8)
@@ -99,6 +101,7 @@ class LearningRate(Experiment):
 
         for si, (key, st) in enumerate(SETTINGS.items()):
             length = epochs if key == "mlp" else steps
+            n = min(n_all, MLP_PARTICLES) if key == "mlp" else n_all
             base = {"run": _run_table(key, n, length), "optimizer": {"name": "sgd", "lr": st["lrs"][0]},
                     "stop": {"grad_tol": 0.0, "bound": 1e6}, **st["spec"]}  # fmt: skip
             results = runner.grid(f"{key}_lr", base, [{"optimizer.lr": lr} for lr in st["lrs"]])
@@ -186,8 +189,8 @@ class LearningRate(Experiment):
         c.set_title("schedules and adaptive methods", fontsize=9)
         f1 = save(fig, out, "learning_rate",
                   f"GD: quadratic D=10 cond 100, {steps} steps; MLP 2-16-2 tanh on moons, {epochs} full-batch epochs; "
-                  f"{n} particles per point; schedules at lr {SETTINGS['quadratic']['sched_lr']} / "
-                  f"{SETTINGS['mlp']['sched_lr']}")  # fmt: skip
+                  f"{n_all} (MLP {min(n_all, MLP_PARTICLES)}) particles per point; schedules at lr "
+                  f"{SETTINGS['quadratic']['sched_lr']} / {SETTINGS['mlp']['sched_lr']}")  # fmt: skip
         measured["schedules"] = {k: {v: float(np.median(a)) for v, a in d.items()} for k, d in finals.items()}
         return ExperimentResult(name=self.name, claim=self.claim, size=size, verdict=self.verdict_from(measured),
                                 table=table, figures=[f1], specs={}, measured=measured,

@@ -18,7 +18,7 @@ from ._plot import figure, save
 from .base import Experiment, ExperimentResult, Verdict, depends
 from .stats import bootstrap, bootstrap_diff
 
-SIZES = {"tiny": (6, 4), "small": (24, 30), "full": (200, 100)}
+SIZES = {"tiny": (6, 4), "small": (24, 30), "full": (64, 60)}
 SCHEMES: dict[str, dict[str, Any]] = {
     "standard U(-1/sqrt n, 1/sqrt n)": {"scheme": "torch_default", "bias": "zeros"},
     "xavier uniform": {"scheme": "xavier_uniform", "bias": "zeros"},
