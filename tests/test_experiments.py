@@ -48,6 +48,13 @@ def test_bootstrap_covers_the_mean_and_shrinks() -> None:
     assert d == pytest.approx(1.0) and dlo < 1.0 < dhi
     d, dlo, dhi = bootstrap_diff(rng.normal(3, 1, 300), rng.normal(0, 1, 300), np.median)
     assert dlo > 2.5 and dhi < 3.5
+    # never reached (+inf): inf - finite = inf, inf - inf = 0 (a tie), no nan
+    never = np.full(50, np.inf)
+    assert bootstrap_diff(never, np.arange(50.0)) == (np.inf, np.inf, np.inf)
+    assert bootstrap_diff(never, never) == (0.0, 0.0, 0.0)
+    half = np.r_[np.full(30, np.inf), np.arange(20.0)]
+    d, dlo, dhi = bootstrap_diff(half, np.arange(50.0))
+    assert d == np.inf and not math.isnan(dlo) and dhi == np.inf
 
 
 def test_depends() -> None:

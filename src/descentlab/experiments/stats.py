@@ -62,6 +62,13 @@ def bootstrap(
     return est, float(lo), float(hi)
 
 
+def _difference(a: float, b: float) -> float:
+    """a - b, with inf - inf = 0 (both never reached the target: a tie)."""
+    if math.isinf(a) and math.isinf(b) and (a > 0) == (b > 0):
+        return 0.0
+    return a - b
+
+
 def bootstrap_diff(
     a: Sequence[float] | np.ndarray,
     b: Sequence[float] | np.ndarray,
@@ -70,18 +77,25 @@ def bootstrap_diff(
     n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> tuple[float, float, float]:
-    """(estimate, low, high) of ``statistic(a) - statistic(b)``, both samples resampled independently."""
+    """(estimate, low, high) of ``statistic(a) - statistic(b)``, both samples resampled independently.
+
+    Statistics may be infinite (a median of "never reached" = +inf): inf - finite = inf, and two equal
+    infinities make a difference of 0 (a tie); the interval takes the nearest resamples (no interpolation).
+    """
     xa = np.asarray(a, dtype=np.float64).ravel()
     xb = np.asarray(b, dtype=np.float64).ravel()
     if xa.size == 0 or xb.size == 0:
         return math.nan, math.nan, math.nan
-    est = float(statistic(xa) - statistic(xb))
+    sa, sb = float(statistic(xa)), float(statistic(xb))
+    est = _difference(sa, sb)
     rng = np.random.default_rng(seed)
     ia = rng.integers(0, xa.size, size=(n_boot, xa.size))
     ib = rng.integers(0, xb.size, size=(n_boot, xb.size))
-    boots = np.array([statistic(xa[i]) - statistic(xb[j]) for i, j in zip(ia, ib, strict=True)])
+    boots = np.array([_difference(float(statistic(xa[i])), float(statistic(xb[j])))
+                      for i, j in zip(ia, ib, strict=True)])  # fmt: skip
     q = (1.0 - confidence) / 2.0
-    lo, hi = np.nanquantile(boots, [q, 1.0 - q])
+    # "nearest": no interpolation between an infinite and a finite resample (never reached = +inf)
+    lo, hi = np.quantile(boots, [q, 1.0 - q], method="nearest")
     return est, float(lo), float(hi)
 
 
