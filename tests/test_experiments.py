@@ -256,10 +256,12 @@ def test_shuffle_verdict_synthetic() -> None:
 
     helps = order((0.05, 0.03, 0.07))
     hurts = order((-0.02, -0.03, -0.01))
-    assert exp.verdict_from({"orders": {"random order": helps, "sorted by class": helps}}).outcome == "supported"
-    assert exp.verdict_from({"orders": {"random order": hurts, "sorted by class": hurts}}).outcome == "not supported"
-    v = exp.verdict_from({"orders": {"random order": hurts, "sorted by class": helps}})
-    assert v.outcome.startswith("depends on the stored order")
+    r, s = "random order, lr 0.1", "sorted by class, lr 0.1"
+    assert exp.verdict_from({"orders": {r: helps, s: helps}}).outcome == "supported"
+    assert exp.verdict_from({"orders": {r: hurts, s: hurts}}).outcome == "not supported"
+    v = exp.verdict_from({"orders": {r: hurts, s: helps}})
+    assert v.outcome == ("depends on the stored order of the data and the learning rate (holds for sorted by class, "
+                         "lr 0.1; not for random order, lr 0.1)")
 
 
 # ----------------------------------------------------------------------------- report and CLI

@@ -4,7 +4,7 @@ An MLP 2-16-2 (tanh) on moons (300 samples, 25% test), minibatches of 16, SGD
 (lr 0.1, momentum 0.9). The training set is stored in a random order and in an
 order sorted by class (all of class 0, then all of class 1); each is trained
 with a fresh permutation per epoch (and particle) and with the stored order
-every epoch. Per particle: final training loss, its noise over the last
+every epoch, at two learning rates. Per particle: final training loss, its noise over the last
 quarter of the records, and test accuracy.
 """
 
@@ -20,6 +20,7 @@ from .base import Experiment, ExperimentResult, Verdict, depends
 from .stats import bootstrap, bootstrap_diff
 
 SIZES = {"tiny": (8, 6), "small": (32, 40), "full": (256, 100)}
+LRS = (0.1, 0.5)
 
 
 def write_data(folder: Path) -> dict[str, Path]:
@@ -44,14 +45,17 @@ class Shuffle(Experiment):
              "than one fixed order, most of all when the data are sorted by class.")  # fmt: skip
 
     def verdict_from(self, m: dict[str, Any]) -> Verdict:
-        """Per data order: the bootstrap 95% lower bound of median final loss (fixed order - reshuffled) > 0."""
+        """Per data order and lr: the bootstrap 95% lower bound of median final loss (fixed order - reshuffled)
+        > 0."""
         per = {k: r["loss_diff"][1] > 0 for k, r in m["orders"].items()}
-        r = m["orders"]["sorted by class"]
+        key = next(k for k in m["orders"] if k.startswith("sorted by class"))
+        r = m["orders"][key]
         return Verdict(
-            outcome=depends(per, "the stored order of the data"),
-            criterion=("per stored order: bootstrap 95% lower bound of [median final training loss with the fixed "
+            outcome=depends(per, "the stored order of the data and the learning rate"),
+            criterion=("per stored order and learning rate: bootstrap 95% lower bound of [median final training "
+                       "loss with the fixed "
                        "order - with reshuffling] > 0"),
-            statistic="median final loss, fixed - reshuffled (sorted data)", value=r["loss_diff"][0],
+            statistic=f"median final loss, fixed - reshuffled ({key})", value=r["loss_diff"][0],
             interval=(r["loss_diff"][1], r["loss_diff"][2]),
             details="; ".join(f"{k}: loss difference {v['loss_diff'][0]:.3g} [{v['loss_diff'][1]:.3g}, "
                               f"{v['loss_diff'][2]:.3g}], noise fixed {v['noise']['fixed']:.3g} vs reshuffled "
@@ -73,22 +77,22 @@ class Shuffle(Experiment):
             "init": {"scheme": "xavier_uniform", "bias": "zeros"},
             "stop": {"grad_tol": 0.0, "bound": 1e6},
         }
-        combos = [(o, s) for o in files for s in (True, False)]
-        results = runner.grid("orders", base, [{"data.file": str(files[o].resolve()), "batch.shuffle": s}
-                                               for o, s in combos])  # fmt: skip
+        combos = [(f"{o}, lr {lr:g}", o, lr, s) for o in files for lr in LRS for s in (True, False)]
+        results = runner.grid("orders", base, [{"data.file": str(files[o].resolve()), "batch.shuffle": s,
+                                                "optimizer.lr": lr} for _, o, lr, s in combos])  # fmt: skip
         measured: dict[str, Any] = {"orders": {}}
         table = []
-        fig, ax = figure(3, width=4.8)
+        fig, ax = figure(3, width=5.6)
         loss: dict[tuple[str, bool], np.ndarray] = {}
         acc: dict[tuple[str, bool], np.ndarray] = {}
-        for i, ((o, s), res) in enumerate(zip(combos, results, strict=True)):
+        for i, ((o, _, _, s), res) in enumerate(zip(combos, results, strict=True)):
             fl = np.asarray(res.final_loss, dtype=np.float64)
             loss[(o, s)] = fl
             acc[(o, s)] = np.asarray(res.metrics["test_accuracy"], dtype=np.float64)[:, -1]
             noise = tail_noise(res.trajectory_loss)
             med, lo, hi = bootstrap(fl, np.median)
             label = f"{o}, {'reshuffled' if s else 'fixed order'}"
-            table.append({"data": o, "batches": "reshuffled every epoch" if s else "fixed order",
+            table.append({"data, lr": o, "batches": "reshuffled every epoch" if s else "fixed order",
                           "median final loss": med, "low": lo, "high": hi, "median loss noise": float(np.median(noise)),
                           "median test accuracy": float(np.median(acc[(o, s)]))})  # fmt: skip
             measured["orders"].setdefault(o, {"noise": {}, "acc": {}})
@@ -97,26 +101,28 @@ class Shuffle(Experiment):
             tl = np.asarray(res.trajectory_loss, dtype=np.float64)
             ep = np.arange(tl.shape[1])
             ax[0, 0].plot(ep, np.median(tl, axis=0), "-" if s else "--", color=f"C{i // 2}", label=label)
-        for o in files:
+        for o in {c[0] for c in combos}:
             measured["orders"][o]["loss_diff"] = list(bootstrap_diff(loss[(o, False)], loss[(o, True)], np.median))
         ax[0, 0].set_yscale("log")
         ax[0, 0].set_xlabel("epoch")
         ax[0, 0].set_ylabel("median training loss (cross-entropy)")
         ax[0, 0].legend(fontsize=7)
         ax[0, 0].set_title("training loss", fontsize=9)
-        labels = [f"{o.split()[0]}\n{'shuffle' if s else 'fixed'}" for o, s in combos]
-        ax[0, 1].boxplot([np.log10(loss[c]) for c in combos], widths=0.6)
+        labels = [f"{o.split()[0]} {lr:g}\n{'shuffle' if s else 'fixed'}" for _, o, lr, s in combos]
+        keys = [(c[0], c[3]) for c in combos]
+        ax[0, 1].boxplot([np.log10(loss[c]) for c in keys], widths=0.6)
         ax[0, 1].set_xticks(range(1, len(combos) + 1), labels, fontsize=7)
         ax[0, 1].set_ylabel("log10 final training loss")
         ax[0, 1].set_xlabel("stored order / batches")
         ax[0, 1].set_title("final loss", fontsize=9)
-        ax[0, 2].boxplot([acc[c] for c in combos], widths=0.6)
+        ax[0, 2].boxplot([acc[c] for c in keys], widths=0.6)
         ax[0, 2].set_xticks(range(1, len(combos) + 1), labels, fontsize=7)
         ax[0, 2].set_ylabel("test accuracy (fraction correct)")
         ax[0, 2].set_xlabel("stored order / batches")
         ax[0, 2].set_title("test accuracy", fontsize=9)
-        f1 = save(fig, out, "shuffle", f"MLP 2-16-2 tanh on moons (300, noise 0.2, 25% test), batch 16, SGD lr 0.1 "
-                                      f"momentum 0.9, {epochs} epochs, {n} particles per setting")  # fmt: skip
+        f1 = save(fig, out, "shuffle", f"MLP 2-16-2 tanh on moons (300, noise 0.2, 25% test), batch 16, SGD lr "
+                                      f"{' and '.join(f'{lr:g}' for lr in LRS)}, momentum 0.9, "
+                                      f"{epochs} epochs, {n} particles per setting")  # fmt: skip
         return ExperimentResult(name=self.name, claim=self.claim, size=size, verdict=self.verdict_from(measured),
                                 table=table, figures=[f1], specs={}, measured=measured,
                                 notes=["The data files (random and class-sorted order) are written next to "
