@@ -108,15 +108,15 @@ class Shuffle(Experiment):
         ax[0, 0].set_ylabel("median training loss (cross-entropy)")
         ax[0, 0].legend(fontsize=7)
         ax[0, 0].set_title("training loss", fontsize=9)
-        labels = [f"{o.split()[0]} {lr:g}\n{'shuffle' if s else 'fixed'}" for _, o, lr, s in combos]
+        labels = [f"{o.split()[0][:4]} {lr:g}\n{'shuffle' if s else 'fixed'}" for _, o, lr, s in combos]
         keys = [(c[0], c[3]) for c in combos]
         ax[0, 1].boxplot([np.log10(loss[c]) for c in keys], widths=0.6)
-        ax[0, 1].set_xticks(range(1, len(combos) + 1), labels, fontsize=7)
+        ax[0, 1].set_xticks(range(1, len(combos) + 1), labels, fontsize=6)
         ax[0, 1].set_ylabel("log10 final training loss")
         ax[0, 1].set_xlabel("stored order / batches")
         ax[0, 1].set_title("final loss", fontsize=9)
         ax[0, 2].boxplot([acc[c] for c in keys], widths=0.6)
-        ax[0, 2].set_xticks(range(1, len(combos) + 1), labels, fontsize=7)
+        ax[0, 2].set_xticks(range(1, len(combos) + 1), labels, fontsize=6)
         ax[0, 2].set_ylabel("test accuracy (fraction correct)")
         ax[0, 2].set_xlabel("stored order / batches")
         ax[0, 2].set_title("test accuracy", fontsize=9)
