@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-all lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test-all: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-core
 	$(BIN)/python benchmarks/run.py
+
+docs: $(VENV)/.installed-core  # regenerate docs/spec-reference.md and docs/cli-reference.md
+	$(BIN)/python -m descentlab.reference_docs docs
 
 clean:
 	rm -rf $(VENV) .numba_cache results

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", default="", help="a line printed under the table (machine, load)")
     p.add_argument("--load", type=int, default=0, metavar="K", help="K busy background processes meanwhile")
     args = p.parse_args(argv)
-    from descentlab.bench import BackgroundLoad
+    from suite import BackgroundLoad  # benchmarks/ is on sys.path (this script's folder)
 
     rows = {}
     with BackgroundLoad(args.load):

@@ -55,34 +55,43 @@ def time_descentlab(p: int, steps: int, batch: int, dtype: str, repeats: int) ->
     return best, loss
 
 
-def time_torch(p: int, steps: int, batch: int, dtype: str, repeats: int, data: Any) -> tuple[float, float] | None:
+def time_torch(p: int, steps: int, batch: int, dtype: str, repeats: int, data: Any,
+               device: str = "cpu") -> tuple[float, float] | None:  # fmt: skip
+    """(best seconds, final loss) of the torch peer on ``device`` (``cpu`` or ``cuda``)."""
     try:
         import torch
     except ImportError:
         return None
     torch.set_num_threads(numba.get_num_threads())
     tdt = torch.float32 if dtype == "float32" else torch.float64
-    x = torch.as_tensor(data.x_train, dtype=tdt)
-    y = torch.as_tensor(data.y_train, dtype=torch.int64)
+    x = torch.as_tensor(data.x_train, dtype=tdt, device=device)
+    y = torch.as_tensor(data.y_train, dtype=torch.int64, device=device)
     n = x.shape[0]
     gen = torch.Generator().manual_seed(0)
 
+    def rand(*shape: int, dt: Any = tdt) -> Any:
+        return torch.rand(*shape, generator=gen, dtype=dt).to(device)
+
     def init() -> list[Any]:
         b1, b2 = (6 / (64 + 32)) ** 0.5, (6 / (32 + 10)) ** 0.5
-        w1 = ((torch.rand(p, 32, 64, generator=gen, dtype=tdt) * 2 - 1) * b1).requires_grad_()
-        w2 = ((torch.rand(p, 10, 32, generator=gen, dtype=tdt) * 2 - 1) * b2).requires_grad_()
-        c1 = torch.zeros(p, 1, 32, dtype=tdt, requires_grad=True)
-        c2 = torch.zeros(p, 1, 10, dtype=tdt, requires_grad=True)
+        w1 = ((rand(p, 32, 64) * 2 - 1) * b1).requires_grad_()
+        w2 = ((rand(p, 10, 32) * 2 - 1) * b2).requires_grad_()
+        c1 = torch.zeros(p, 1, 32, dtype=tdt, device=device, requires_grad=True)
+        c2 = torch.zeros(p, 1, 10, dtype=tdt, device=device, requires_grad=True)
         return [w1, c1, w2, c2]
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
 
     def run(params: list[Any], k: int) -> float:
         w1, c1, w2, c2 = params
-        perm = torch.argsort(torch.rand(p, n, generator=gen), dim=1)  # a permutation per particle
+        perm = torch.argsort(rand(p, n, dt=torch.float32), dim=1)  # a permutation per particle
         pos = 0
         loss = torch.zeros(())
         for _ in range(k):
             if pos + batch > n:
-                perm = torch.argsort(torch.rand(p, n, generator=gen), dim=1)
+                perm = torch.argsort(rand(p, n, dt=torch.float32), dim=1)
                 pos = 0
             idx = perm[:, pos : pos + batch]
             pos += batch
@@ -96,6 +105,7 @@ def time_torch(p: int, steps: int, batch: int, dtype: str, repeats: int, data: A
             with torch.no_grad():
                 for q in params:
                     q -= 0.05 * q.grad
+        sync()
         return float(loss.detach()) / p
 
     run(init(), 3)

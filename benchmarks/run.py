@@ -1,4 +1,4 @@
-"""Benchmark suite entry point (``make bench``); the suite lives in :mod:`descentlab.bench`.
+"""Benchmark suite entry point (``make bench``, ``descentlab bench``); the suite lives in ``benchmarks/suite.py``.
 
 python benchmarks/run.py [--sizes 1e4,1e5,1e6] [--dtypes float64,float32] [--steps 1000]
                          [--peers numpy,jax,torch] [--quick] [--markdown benchmarks/RESULTS.md]
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from descentlab.bench import main as bench_main
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from suite import main as bench_main
 
     return bench_main(argv)
 

@@ -6,7 +6,9 @@ step: grad_tol = 0, stable lr). Baselines: one run of 64 x particles of
 himmelblau x adam, and four runs (one per landscape x optimizer) of 16 x particles
 each - the same mixture of work as the sweep. Kernels are warmed first (a tiny
 sweep) so the timed sweep loads them from the disk cache; the first, cold sweep's
-compile share is reported separately. Then the same sweep on a 2-worker
+compile share is reported separately. The local executor runs these small points
+several at once (one thread each); the same sweep one point at a time on all
+threads is timed beside it. Then the same sweep on a 2-worker
 ``LocalCluster`` (1 thread each; cluster start-up timed apart).
 
 python benchmarks/sweep.py [--particles 10000] [--steps 1000] [--dask]
@@ -25,7 +27,7 @@ import numpy as np
 
 from descentlab.engine.store import write_run
 from descentlab.sweeps import expand, run_sweep
-from descentlab.sweeps.execute import DaskExecutor
+from descentlab.sweeps.execute import DaskExecutor, LocalExecutor, Task
 
 
 def base(particles: int, steps: int) -> dict:
@@ -42,6 +44,10 @@ def grid(particles: int, steps: int) -> dict:
     lrs = [float(x) for x in np.logspace(-4, -2, 16)]
     return {**base(particles, steps), "sweep": {"landscape.name": ["himmelblau", "quadratic"],
                                                 "optimizer.name": ["sgd", "adam"], "optimizer.lr": lrs}}  # fmt: skip
+
+
+def tasks_of(plan: object) -> list[Task]:
+    return [Task(str(p.index), p.spec, p.file_name, run=p.run) for p in plan.points]  # type: ignore[attr-defined]
 
 
 def compile_share(directory: Path) -> float:
@@ -85,6 +91,11 @@ def main() -> None:
               f"-> ratio {t_sweep / t_one:.2f}")  # fmt: skip
         print(f"four runs of {16 * a.particles} (one per landscape x optimizer): {t_four:.2f} s "
               f"-> ratio {t_sweep / t_four:.2f}")  # fmt: skip
+        t = time.perf_counter()
+        run_sweep(plan, tmp / "serial", executor=LocalExecutor(at_once=1), progress=False)
+        t_serial = time.perf_counter() - t
+        print(f"local sweep, one point at a time on all threads: {t_serial:.2f} s -> ratio {t_serial / t_one:.2f} "
+              f"(the default runs these small points {LocalExecutor()._plan(tasks_of(plan))[0]} at once)")
         if a.dask:
             t = time.perf_counter()
             ex = DaskExecutor("local", workers=2, threads=1)

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from descentlab.core.rng import host_normal
+from descentlab.core.status import Status
 from descentlab.engine.init import initial_positions
 from descentlab.engine.spec import RunSpec, parse_spec
-from descentlab.kernels.rng import host_normal
 
-RUNNING, CONVERGED, DIVERGED, OUT_OF_BOUND = 0, 1, 2, 3
+RUNNING, CONVERGED, DIVERGED, OUT_OF_BOUND = Status.RUNNING, Status.CONVERGED, Status.DIVERGED, Status.OUT_OF_BOUND
 
 
 # --------------------------------------------------------------------------- schedules

@@ -138,7 +138,7 @@ def test_outcomes_keep_their_labels():
     assert ar.outcomes["count"].sum() == r.status.shape[0]
     assert math.isclose(ar.outcomes["fraction"].sum(), 1.0)
     names = ar.outcome_names()
-    assert {"not converged", "diverged", "left the bound"} <= set(names)
+    assert {"not settled", "diverged", "left the bound"} <= set(names)
     assert ar.summary["outcomes"]["diverged"] == counts[2]
     assert "(-3.779, -3.283)" not in ar.attractors.names  # nobody converges to the unstable one
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import descentlab as dl
+from descentlab.core.rng import host_normal, host_uniform
 from descentlab.engine.run import Simulation, kernels_for
 from descentlab.engine.spec import parse_spec
-from descentlab.kernels.rng import host_normal, host_uniform
 
 FIELDS = ("init_x", "final_x", "final_loss", "grad_norm", "status", "stop_step", "trajectory_x", "trajectory_loss")
 

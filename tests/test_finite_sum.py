@@ -189,7 +189,7 @@ def test_run_file_holds_data_metrics_and_epochs(tmp_path: Path, blob_run: dl.Res
         np.testing.assert_array_equal(f["metrics/train_loss"][:], blob_run.trajectory_loss)
         for name in ("test_loss", "train_accuracy", "test_accuracy"):
             np.testing.assert_array_equal(f[f"metrics/{name}"][:], blob_run.metrics[name])
-        np.testing.assert_array_equal(f["metrics/init_activation_var"][:], blob_run.metrics["activation_var"])
+        np.testing.assert_array_equal(f["metrics/init_activation_var"][:], blob_run.metrics["init_activation_var"])
         np.testing.assert_array_equal(f["metrics/epoch_updates"][:], [6, 6])
         assert np.all(f["metrics/epoch_wall_time"][:] > 0)
         rebuilt = parse_spec({**_spec(), "data": __import__("json").loads(f["data"].attrs["description"])["config"]})

@@ -127,7 +127,8 @@ def test_analysis_of_a_model_run_finds_the_least_squares_minimum() -> None:
     exact = np.linalg.eigvalsh(2.0 / a.shape[0] * a.T @ a)
     np.testing.assert_allclose(ar.critical.eigenvalues[0], exact, rtol=1e-6)
     assert ar.summary["attractors"][0]["sharpness"] == pytest.approx(exact[-1], rel=1e-6)
-    np.testing.assert_array_equal(ar.attractors.labels, [0, 0, 0, 0, -1, -2])
+    # the running particle ended at the minimum: it settled there (only moving particles are "not settled")
+    np.testing.assert_array_equal(ar.attractors.labels, [0, 0, 0, 0, 0, -2])
 
 
 def test_many_model_points_are_capped_not_silently_dropped() -> None:
@@ -140,3 +141,25 @@ def test_many_model_points_are_capped_not_silently_dropped() -> None:
     assert cp.classes[: critical.MODEL_MAX_POINTS] == ["minimum"] * critical.MODEL_MAX_POINTS
     assert cp.classes[critical.MODEL_MAX_POINTS :] == ["not computed"] * 3
     assert np.all(np.isnan(cp.sharpness[critical.MODEL_MAX_POINTS :]))
+
+
+def test_attractors_beyond_the_hessian_cap_are_stated_in_the_summary() -> None:
+    from descentlab.analysis import critical, summary_text
+
+    spec = {"run": {"particles": 70, "steps": 10, "record_every": 10, "seed": 0},
+            "landscape": {"name": "linear_regression"}, "data": LINEAR_DATA, "optimizer": {"name": "sgd", "lr": 0.1},
+            "stop": {"grad_tol": 1e-9}}  # fmt: skip
+    lm = _math(spec["landscape"], spec["data"])
+    n = critical.MODEL_MAX_POINTS + 6
+    final = np.random.default_rng(5).normal(size=(n, lm.dim)) * 3  # 70 distinct "attractors"
+    loss = lm.value(final)
+    data = RunData(spec=parse_spec(spec).resolved, init_x=np.zeros((n, lm.dim)), final_x=final, final_loss=loss,
+                   status=np.ones(n, dtype=np.int8), stop_step=np.full(n, 5), record_steps=np.array([0, 10]),
+                   trajectory_loss=np.stack([loss + 1, loss], axis=1),
+                   trajectory_x=np.stack([final, final], axis=1))  # fmt: skip
+    ar = analyze_arrays(data, views=False)
+    assert ar.attractors.n == n
+    assert ar.summary["hessians_not_computed"] == 6
+    assert "MODEL_MAX_POINTS" in ar.summary["hessians_not_computed_reason"]
+    assert "6 attractors have no Hessian" in summary_text(ar.summary)
+    assert np.sum(np.isnan(ar.critical.sharpness)) == 6 and np.all(np.isfinite(ar.critical.grad_norm))

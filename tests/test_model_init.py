@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from descentlab.kernels.rng import host_normal, host_uniform
+from descentlab.core.rng import host_normal, host_uniform
 from descentlab.models.init import ALIASES, MODEL_INIT_SCHEMES, model_initial_positions, parse_model_init, torch_gain
 from descentlab.models.layout import LayerEntry, check_layout
 

@@ -321,3 +321,46 @@ def test_defaults_are_torch_defaults() -> None:
             default = sig[key].default
             default = tuple(default) if isinstance(default, tuple | list) else default
             assert val == pytest.approx(default) if not isinstance(val, tuple) else val == default, (name, key)
+
+
+# --------------------------------------------------------------------------- hyperparameters by name
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_packed_hyperparameters_follow_the_layout_by_name(name):
+    """``h[k]`` holds the hyperparameter that the step module's ``HYPER[k]`` names, whatever the
+    order of ``Optimizer.hyper``: a reordered registry entry packs the same vector."""
+    import dataclasses
+
+    opt = OPTIMIZERS[name]
+    assert opt.layout, f"{name}: no layout"
+    assert sorted(opt.layout) == sorted(opt.packed_names())
+    # distinct values, so that any two swapped slots would show
+    values: dict[str, object] = {}
+    for j, (key, default) in enumerate(opt.hyper.items()):
+        values[key] = tuple(0.1 * j + 0.01 * k for k in range(len(default))) if isinstance(default, tuple) else 0.1 * j
+    expect = [values[n.partition("[")[0]][int(n[n.index("[") + 1 : -1])] if "[" in n else values[n]
+              for n in opt.layout]  # fmt: skip
+    assert opt.pack(values).tolist() == expect
+    reordered = dataclasses.replace(opt, hyper=dict(reversed(list(opt.hyper.items()))))
+    assert reordered.pack(values).tolist() == expect
+
+
+def test_a_layout_that_misnames_a_hyperparameter_is_refused():
+    import dataclasses
+
+    adam = OPTIMIZERS["adam"]
+    with pytest.raises(ValueError, match="layout"):
+        dataclasses.replace(adam, layout=("betas[0]", "betas[1]", "eps", "weight_decay"))
+    with pytest.raises(ValueError, match="layout"):
+        dataclasses.replace(adam, layout=("beta1", "betas[1]", "eps", "weight_decay", "amsgrad"))
+
+
+def test_index_constants_name_their_slots():
+    from descentlab.optimizers import adam, rmsprop, sgd
+    from descentlab.optimizers.base import hyper_indices
+
+    assert adam.HYPER[adam.EPS] == "eps" and adam.HYPER[adam.AMSGRAD] == "amsgrad"
+    assert sgd.HYPER[sgd.NESTEROV] == "nesterov" and rmsprop.HYPER[rmsprop.CENTERED] == "centered"
+    with pytest.raises(ValueError, match="not in the layout"):
+        hyper_indices(("a", "b"), "c")

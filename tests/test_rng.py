@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from descentlab.kernels.rng import RNG_NAME, philox4x32
+from descentlab.core.rng import RNG_NAME, philox4x32
 
 KAT = [
     ((0x00000000, 0x00000000, 0x00000000, 0x00000000), (0x00000000, 0x00000000),

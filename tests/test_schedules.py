@@ -9,7 +9,7 @@ import numba
 import numpy as np
 import pytest
 
-from descentlab.optimizers.schedules import pack_schedule, schedule_factor
+from descentlab.core.schedules import pack_schedule, schedule_factor
 
 BASE_LR = 0.1
 TOTAL = 300

@@ -65,3 +65,32 @@ def test_resolved_spec_parses_to_itself(spec: dict[str, Any]) -> None:
     assert (again.steps, again.record_every, again.dim) == (rs.steps, rs.record_every, rs.dim)
     if rs.finite_sum is not None:
         assert (again.finite_sum.sizes, again.finite_sum.epochs) == (rs.finite_sum.sizes, rs.finite_sum.epochs)
+
+
+def test_dtype_defaults_to_float32_on_cuda_only() -> None:
+    assert parse_spec(base()).dtype == "float64"
+    cuda = base(run={"particles": 10, "steps": 100, "target": "cuda"})
+    rs = parse_spec(cuda)  # parsing needs no GPU
+    assert rs.dtype == "float32" and rs.resolved["run"]["dtype"] == "float32"
+    cuda["run"]["dtype"] = "float64"
+    assert parse_spec(cuda).dtype == "float64"
+
+
+@pytest.mark.parametrize(
+    ("landscape", "message"),
+    [
+        ({"name": "rosenbrock", "a": "one"}, "landscape.a: expected a number, got 'one'"),
+        ({"name": "rosenbrock", "b": float("inf")}, "landscape.b: must be finite"),
+        ({"name": "random", "features": 2.5}, "landscape.features: expected an integer, got 2.5"),
+        ({"name": "rosenbrock", "dim": 1}, "landscape.dim: rosenbrock needs dim >= 2"),
+        ({"name": "himmelblau", "dim": 3}, "landscape.dim: landscape 'himmelblau' has dimension 2, not 3"),
+        ({"name": "quadratic", "dim": 0}, "landscape.dim: expected an integer >= 1, got 0"),
+        ({"name": "quadratic", "tilt": 1.0}, "landscape.tilt:"),
+    ],
+)
+def test_landscape_table_errors_name_the_field(landscape, message):
+    """The landscape validates its own table (Landscape.validate); spec.py only prefixes the field."""
+    spec = {"run": {"particles": 4, "steps": 2}, "landscape": landscape, "optimizer": {"name": "sgd"}}
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec)
+    assert str(info.value).startswith(message), str(info.value)

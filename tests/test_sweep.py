@@ -411,3 +411,42 @@ def test_analyze_sweep_directory_basins_and_figures(tmp_path: Path) -> None:
     rc, stdout, err = call("compare", str(out))
     assert rc == 0, err
     assert sum(p.file_name.removesuffix(".h5") in stdout for p in expand(spec).points) == 6
+
+
+def test_local_executor_runs_small_points_at_once(tmp_path: Path) -> None:
+    """Small points run several at once (one thread each); the files equal one-at-a-time runs
+    and a run of the same point in another process."""
+    import subprocess
+    import sys
+    import threading
+
+    import numba
+
+    from descentlab.sweeps.execute import LocalExecutor, Task, _thread_safe_layer
+
+    plan = expand(SWEEP)
+    tasks = [Task(f"t{p.index}", p.spec, str(tmp_path / "at_once" / p.file_name)) for p in plan.points]
+    if numba.get_num_threads() >= 2:
+        assert LocalExecutor()._plan(tasks) == (2, 1)  # automatic: 4 small points, 2 threads
+    assert LocalExecutor(threads=2)._plan(tasks) == (1, 2)  # threads per point given: one at a time
+    (tmp_path / "at_once").mkdir()
+    where: dict[str, str] = {}
+    def seen(task: Task, result: dict) -> None:
+        where[task.key] = threading.current_thread().name
+
+    LocalExecutor(at_once=2).run(tasks, progress=False, on_done=seen)
+    assert len(where) == 4
+    if _thread_safe_layer():  # the first point runs alone, the others in the executor's threads
+        assert where["t0"] == threading.main_thread().name
+        assert all(where[f"t{i}"].startswith("descentlab-point") for i in (1, 2, 3))
+    run_sweep(plan, tmp_path / "one_at_a_time", executor=LocalExecutor(at_once=1), progress=False)
+    for p in plan.points:
+        assert_same_run(tmp_path / "at_once" / p.file_name, tmp_path / "one_at_a_time" / p.file_name)
+    # the last point, in a fresh process
+    p = plan.points[-1]
+    (tmp_path / "p.json").write_text(json.dumps(p.spec))
+    code = ("import json, sys; from descentlab.engine.store import write_run; "
+            "write_run(json.load(open(sys.argv[1])), sys.argv[2], progress=False)")  # fmt: skip
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.json"), str(tmp_path / "alone.h5")], check=True,
+                   env={**os.environ, "NUMBA_NUM_THREADS": "1"})  # fmt: skip
+    assert_same_run(tmp_path / "at_once" / p.file_name, tmp_path / "alone.h5")

@@ -1,7 +1,6 @@
 """descentlab: many particles through loss landscapes under every common optimizer."""
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .engine.run import Result, simulate
 from .engine.store import open_run
 from .sweeps import open_sweep, sweep

@@ -85,7 +85,7 @@ def math_function(fn=None, *, inline: str = "never"):  # type: ignore[no-untyped
     if fn is None:
         return lambda f: math_function(f, inline=inline)
     if fn.__closure__:
-        from .kernels.identity import closure_name
+        from .core.identity import closure_name
 
         fn.__qualname__ = fn.__name__ = closure_name(fn)
     return register_jitable(inline=inline)(fn)

@@ -7,6 +7,7 @@ nothing written), 1 internal error.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from enum import StrEnum
@@ -214,11 +215,35 @@ def info(path: Annotated[Path, typer.Argument(help="run file (HDF5), or a sweep 
         typer.echo(text)
 
 
+def parse_targets(text: str | None) -> tuple[float, ...] | None:
+    """``"1e-1,1e-3"`` -> (0.1, 0.001); None -> None. Raises the CLI's one-line error on bad input."""
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in text.replace(";", ",").split(",") if v.strip())
+    except ValueError:
+        vals = ()
+    if not vals or any(not v > 0 for v in vals):
+        raise UserError(f"--targets: give positive numbers separated by commas, got {text!r}")
+    return vals
+
+
 @app.command()
 def analyze(
     path: Annotated[Path, typer.Argument(help="run file (HDF5), or a sweep directory")],
     plots: Annotated[Path | None, typer.Option("--plots", help="directory for the figures (PNG)")] = None,
     dask: Annotated[str | None, typer.Option("--dask", help="sweeps: analyse on Dask (local, tcp://...)")] = None,
+    include_running: Annotated[bool | None, typer.Option(
+        "--include-running/--no-include-running",
+        help="count every particle that ran all its steps as settled (default: only for noisy gradients)")] = None,
+    rel_tol: Annotated[float | None, typer.Option("--rel-tol", help="clustering tolerance / landscape scale")] = None,
+    move_tol: Annotated[float | None, typer.Option(
+        "--move-tol", help="largest movement over the last 10% of steps of a settled particle")] = None,
+    eig_tol: Annotated[float | None, typer.Option("--eig-tol", help="relative eigenvalue tolerance")] = None,
+    targets: Annotated[str | None, typer.Option(
+        "--targets", help="precisions of the targets f - f_ref <= delta, e.g. 1e-1,1e-3,1e-6")] = None,
+    reference: Annotated[float | None, typer.Option(
+        "--reference", help="f_ref of the targets (default: known optimum, else lowest end-point loss)")] = None,
 ) -> None:
     """Analyse a run file: attractors, basins, Hessians, convergence; writes RUN.analysis (+ figures).
 
@@ -231,7 +256,9 @@ def analyze(
         return
     if dask is not None:
         raise UserError("--dask: only for a sweep directory")
-    rc = analyze_command(path, plots)
+    knobs = {"include_running": include_running, "rel_tol": rel_tol, "move_tol": move_tol, "eig_tol": eig_tol,
+             "targets": parse_targets(targets), "reference": reference}  # fmt: skip
+    rc = analyze_command(path, plots, **{k: v for k, v in knobs.items() if v is not None})
     if rc:
         raise typer.Exit(rc)
 
@@ -240,13 +267,20 @@ def analyze(
 def compare(
     paths: Annotated[list[Path], typer.Argument(help="run files (HDF5)")],
     plots: Annotated[Path | None, typer.Option("--plots", help="directory for the figures (PNG)")] = None,
+    targets: Annotated[str | None, typer.Option(
+        "--targets", help="precisions of the targets f - f_ref <= delta, e.g. 1e-1,1e-3,1e-6")] = None,
+    reference: Annotated[float | None, typer.Option(
+        "--reference", help="f_ref shared by the runs (default: known optimum, else lowest loss of all runs)")] = None,
 ) -> None:
-    """Compare run files (e.g. one per optimizer; a sweep directory stands for its points' files)."""
+    """Compare run files (e.g. one per optimizer; a sweep directory stands for its points' files).
+
+    Every run is measured against one reference loss, so the table tells runs apart by how far they got."""
     from .analysis.cli import compare_command
 
     if any(p.is_dir() for p in paths):  # issue 10: sweep directories
         paths = _sweep_point_files(paths)
-    rc = compare_command(paths, plots)
+    knobs = {"targets": parse_targets(targets), "reference": reference}
+    rc = compare_command(paths, plots, **{k: v for k, v in knobs.items() if v is not None})
     if rc:
         raise typer.Exit(rc)
 
@@ -271,8 +305,8 @@ def landscapes() -> None:
         typer.echo(f"{name:<18} {dim:<20} {params}")
         typer.echo(f"{'':<18} {land.description}; init box {list(land.init_box)}")
     from .data.datasets import DATASETS
-    from .engine.finite_sum import MODEL_LANDSCAPES
     from .models.init import MODEL_INIT_SCHEMES
+    from .problems.finite_sum import MODEL_LANDSCAPES
 
     typer.echo("\nmodels trained on a [data] set (finite sums; [batch] size, shuffle, drop_last, schedule):")
     for name, kind in MODEL_LANDSCAPES.items():
@@ -319,13 +353,31 @@ def demo(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
-    """The benchmark suite: descentlab vs NumPy / JAX / PyTorch (options: descentlab bench --help-bench)."""
-    from .bench import main as bench_main
+    """The benchmark suite: descentlab vs NumPy / JAX / PyTorch (options: descentlab bench --help-bench).
 
+    A thin wrapper around ``benchmarks/run.py`` of a checkout of the repository (the suite is
+    not part of the installed package): found next to the package's source tree, or in the
+    folder named by ``DESCENTLAB_BENCHMARKS``.
+    """
+    import runpy
+
+    script = benchmarks_dir() / "run.py"
     args = ["--help" if a == "--help-bench" else a for a in ctx.args]
-    rc = bench_main(args)
+    rc = runpy.run_path(str(script))["main"](args)
     if rc:
         raise typer.Exit(rc)
+
+
+def benchmarks_dir() -> Path:
+    """The repository's ``benchmarks/`` folder (:class:`UserError` when there is none)."""
+    env = os.environ.get("DESCENTLAB_BENCHMARKS")
+    candidates = [Path(env)] if env else [Path(__file__).resolve().parents[2] / "benchmarks", Path.cwd() / "benchmarks"]
+    for folder in candidates:
+        if (folder / "run.py").is_file() and (folder / "suite.py").is_file():
+            return folder
+    raise UserError("bench: the benchmark suite lives in the repository's benchmarks/ folder, which was not found "
+                    f"(looked in {', '.join(map(str, candidates))}); clone the repository and run it there, "
+                    "or set DESCENTLAB_BENCHMARKS")  # fmt: skip
 
 
 def _add_experiments() -> None:

@@ -46,6 +46,7 @@ def run_demo(
 ) -> list[Path]:
     """Run the demo into ``out_dir``; returns the paths written (files and figure)."""
     from .analysis.plots import new_figure
+    from .core.status import Status
     from .engine.store import open_run, write_run
     from .landscapes import get_landscape
 
@@ -54,12 +55,16 @@ def run_demo(
     land = get_landscape("himmelblau")
     minima = land.minima({}, 2)
     written: list[Path] = []
-    fig, axes = new_figure((5.2 * len(DEMO_OPTIMIZERS), 5.0), 1, len(DEMO_OPTIMIZERS), dpi=110)
+    from .analysis.pipeline import optimizer_label
+
+    fig, axes = new_figure((5.0 * len(DEMO_OPTIMIZERS) + 1.2, 5.6), 1, len(DEMO_OPTIMIZERS), dpi=110)
     gx, gy, gz = _contour_grid(land, -5.5, 5.5)
     rng = np.random.default_rng(0)
+    cs = None
     for ax, (label, opt) in zip(np.atleast_1d(axes), DEMO_OPTIMIZERS, strict=True):
         path = out_dir / f"himmelblau_{label}.h5"
-        write_run(demo_spec(opt, particles, steps), path, overwrite=True, progress=False)
+        spec = demo_spec(opt, particles, steps)
+        write_run(spec, path, overwrite=True)
         written.append(path)
         with open_run(path) as f:
             counts = f.status_counts() or {}
@@ -69,28 +74,37 @@ def run_demo(
             pick = np.sort(rng.choice(n, size=min(n, 60), replace=False))
             traj = f.trajectory_x[pick, :, :]
         reached = []
-        conv = status == 1
+        conv = status == Status.CONVERGED
         for name, pt in minima:
             k = int(np.sum(conv & (np.linalg.norm(fx - pt, axis=1) < 1e-3)))
             reached.append(f"{name}: {k}")
         echo(f"{path}: {label:<8} " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
              + "; converged to " + ", ".join(reached))  # fmt: skip
-        ax.contour(gx, gy, np.log1p(gz), levels=30, cmap="viridis", linewidths=0.6)
-        for tr in traj:
-            ax.plot(tr[:, 0], tr[:, 1], "-", color="tab:red", lw=0.6, alpha=0.55)
-        ax.scatter(traj[:, 0, 0], traj[:, 0, 1], s=6, color="black", zorder=3, label="start")
+        cs = ax.contour(gx, gy, np.log1p(gz), levels=30, cmap="viridis", linewidths=0.6)
+        for j, tr in enumerate(traj):
+            ax.plot(tr[:, 0], tr[:, 1], "-", color="tab:red", lw=0.6, alpha=0.55,
+                    label="trajectories (60)" if j == 0 else None)  # fmt: skip
+        ax.scatter(traj[:, 0, 0], traj[:, 0, 1], s=6, color="black", zorder=3, label="start (60)")
+        for j, (_, pt) in enumerate(minima):
+            ax.plot(pt[0], pt[1], "*", ms=16, mfc="none", mec="black", mew=1.3, zorder=6, ls="",
+                    label="known minima" if j == 0 else None)  # fmt: skip
         inb = np.all(np.abs(fx) < 5.5, axis=1)
-        ax.scatter(fx[inb, 0], fx[inb, 1], s=10, color="tab:orange", zorder=4, label="end points (all)")
-        for _, pt in minima:
-            ax.plot(pt[0], pt[1], "w*", ms=12, mec="k", zorder=5)
-        title = opt["name"] + ("+momentum" if opt.get("momentum") else "")
-        ax.set_title(f"{title}, lr={opt['lr']}: {counts.get('converged', 0)}/{n} converged", fontsize=10)
+        ax.scatter(fx[inb, 0], fx[inb, 1], s=5, color="tab:orange", zorder=5,
+                   label=f"end points (all {int(inb.sum())} in view)")  # fmt: skip
+        conv_n = counts.get("converged", 0)
+        ax.set_title(f"{optimizer_label(spec)}\n{conv_n}/{n} met grad_tol {spec['stop']['grad_tol']:g}", fontsize=10)
         ax.set_xlim(-5.5, 5.5)
         ax.set_ylim(-5.5, 5.5)
         ax.set_aspect("equal")
-    np.atleast_1d(axes)[0].legend(loc="lower left", fontsize=8)
-    fig.suptitle(f"Himmelblau: {particles} particles x {steps} steps per optimizer (60 trajectories shown)")
-    fig.tight_layout()
+        ax.set_xlabel("x[0]")
+        ax.set_ylabel("x[1]")
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
+    fig.suptitle(f"Himmelblau: {particles} particles x {steps} steps per optimizer, uniform starts in [-5, 5]^2 "
+                 "(60 trajectories shown)")  # fmt: skip
+    fig.subplots_adjust(left=0.05, right=0.9, bottom=0.16, top=0.85, wspace=0.25)
+    if cs is not None:
+        fig.colorbar(cs, cax=fig.add_axes((0.915, 0.2, 0.01, 0.6)), label="log(1 + loss)")
     fig_path = out_dir / "himmelblau_trajectories.png"
     fig.savefig(fig_path)
     written.append(fig_path)
@@ -102,7 +116,7 @@ def run_demo(
 
     runs = [p for p in written if p.suffix == ".h5"]
     for path in runs:
-        res = analyze(path, out_dir / path.stem)
+        res = analyze(path, out_dir / path.stem, progress=None)
         echo(f"{path}: {res!r}")
         written.extend(sorted((out_dir / path.stem).glob("*.png")))
     rows, figs = compare(runs, out_dir)

@@ -8,9 +8,26 @@ For speed the end points are first snapped to a grid of ``tol / 4`` cells and
 only the occupied cells are clustered (a million end points on four minima are
 four cells), then the labels are mapped back to the particles.
 
+Which end points are clustered (a particle "settled near" an attractor): a
+particle that converged (``grad_tol`` met), and one that ran all its steps but
+has stopped moving - its recorded positions over the last :data:`SETTLE_WINDOW`
+of the run stay within ``move_tol`` of its end point (known when the run
+recorded at least one position inside that window besides the start). A
+cluster without a converged member is kept when Newton's method from its
+lowest-loss member reaches a critical point within ``tol`` (the ``accept``
+callback of :func:`find_attractors`; for a model, which has no cheap Hessian,
+when its members have stopped moving), so a ``grad_tol = 0`` run, an Adam run that hovers at
+a minimum, or a minibatch run's cloud around a minimum all get their basins.
+A particle that still moves, or whose cluster is neither, is "not settled"
+(unless its end point lies within ``tol`` of an attractor: then it is counted
+there).
+
 Labels: ``k >= 0`` attractor ``k``; the other outcomes keep their own codes
-(never dropped): :data:`NOT_CONVERGED` (-1, ran all steps without converging),
-:data:`DIVERGED` (-2, non-finite), :data:`LEFT_BOUND` (-3, left the bound).
+(never dropped): :data:`NOT_SETTLED` (-1, ran all its steps and still moves, or
+ended away from any attractor), :data:`DIVERGED` (-2: a non-finite position,
+loss or gradient; with the default infinite bound this is also what a
+blow-up to +-Inf is), :data:`LEFT_BOUND` (-3: left ``stop.bound``, a finite
+bound the user set).
 
 Continuous sets of minima (the product loss's ``w1 w2 = y/x``) are reported as
 one attractor of kind ``"manifold"`` instead of hundreds of points: a component
@@ -23,7 +40,7 @@ and the declared relation is checked on the end points (``relation_residual``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,17 +49,50 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-NOT_CONVERGED = -1
+from ..core.status import Status
+
+NOT_SETTLED = -1
+#: The former name of :data:`NOT_SETTLED`.
+NOT_CONVERGED = NOT_SETTLED
 DIVERGED = -2
 LEFT_BOUND = -3
 #: Label code -> name of the outcome of particles that reached no attractor.
-OUTCOME_CODES = {NOT_CONVERGED: "not converged", DIVERGED: "diverged", LEFT_BOUND: "left the bound"}
-_STATUS_TO_LABEL = {0: NOT_CONVERGED, 2: DIVERGED, 3: LEFT_BOUND}
+OUTCOME_CODES = {NOT_SETTLED: "not settled", DIVERGED: "diverged", LEFT_BOUND: "left the bound"}
+_STATUS_TO_LABEL = {Status.RUNNING: NOT_SETTLED, Status.DIVERGED: DIVERGED, Status.OUT_OF_BOUND: LEFT_BOUND}
 
 #: Default clustering tolerance relative to the landscape's scale.
 REL_TOL = 1e-2
 #: A component wider than this many tolerances (with constant loss) is a manifold.
 MANIFOLD_SPREAD = 10.0
+#: The last fraction of a run's steps over which a particle must stay within ``move_tol`` to have settled.
+SETTLE_WINDOW = 0.1
+
+
+def recent_movement(trajectory_x: Any, record_steps: np.ndarray, final_x: np.ndarray, total_steps: int,
+                    window: float = SETTLE_WINDOW, chunk: int = 1 << 16) -> np.ndarray | None:  # fmt: skip
+    """(N,) largest distance (max norm) between each particle's records in the last ``window`` of the
+    run and its end point ``final_x`` (N, D); None when the run recorded nothing inside that window
+    but its start (e.g. ``record_every = steps``): the movement is then unknown.
+
+    ``trajectory_x`` (N, R, D) may be an ``h5py`` dataset (read in chunks of particles). Non-finite
+    records (a diverged particle) give ``inf``.
+    """
+    steps = np.asarray(record_steps, dtype=np.int64)
+    r = steps.shape[0]
+    first = int(np.searchsorted(steps, total_steps - max(1.0, window * total_steps), side="left"))
+    first = min(first, r - 2)  # at least the record before the last
+    if first <= 0 or r < 3:
+        return None
+    final_x = np.asarray(final_x, dtype=np.float64)
+    n = final_x.shape[0]
+    out = np.empty(n)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        w = np.asarray(trajectory_x[a:b, first:r], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            d = np.max(np.abs(w - final_x[a:b, None, :]), axis=(1, 2)) if w.size else np.zeros(b - a)
+        out[a:b] = np.where(np.isfinite(d), d, np.inf)
+    return out
 
 
 @dataclass
@@ -138,6 +188,12 @@ def relation_residual(relation: str, points: np.ndarray, params: Mapping[str, An
     parameter names); parameters by name. Returns None when the relation cannot
     be evaluated (only arithmetic on those names is allowed).
     """
+    res = relation_residuals(relation, points, params)
+    return float(np.max(res)) if res is not None and res.size else None
+
+
+def relation_residuals(relation: str, points: np.ndarray, params: Mapping[str, Any]) -> np.ndarray | None:
+    """(n,) |lhs - rhs| of a declared relation at each of ``points`` (n, D) (see :func:`relation_residual`)."""
     if "=" not in relation or not _RELATION_TOKENS.match(relation):
         return None
     lhs, _, rhs = relation.partition("=")
@@ -149,7 +205,7 @@ def relation_residual(relation: str, points: np.ndarray, params: Mapping[str, An
     except Exception:
         return None
     res = np.abs(np.asarray(left, dtype=np.float64) - np.asarray(right, dtype=np.float64))
-    return float(np.max(res)) if res.size else None
+    return np.broadcast_to(res, (points.shape[0],)).copy()
 
 
 def find_attractors(
@@ -164,26 +220,61 @@ def find_attractors(
     params: Mapping[str, Any] | None = None,
     include_running: bool = False,
     loss_tol: float | None = None,
+    movement: np.ndarray | None = None,
+    move_tol: float | None = None,
+    accept: Callable[[np.ndarray], np.ndarray | None] | None = None,
 ) -> Attractors:
-    """Cluster converged end points into attractors and label every particle.
+    """Cluster the end points of settled particles into attractors and label every particle
+    (the rule is in the module docstring).
 
     ``final_x`` (N, D), ``final_loss`` (N,), ``status`` (N,) as in a run file.
     ``known``: named points (minima first, then saddles) an attractor is named
     after when it lies within ``tol``. ``manifold``: the landscape's declared
-    ``minima_manifold``. ``include_running``: also cluster particles that ran
-    all steps (noisy optimizers never "converge"); their end points then count
-    as settled. ``loss_tol``: loss spread allowed in one manifold (default
-    ``1e-6 + 1e-3 |loss|``).
+    ``minima_manifold``. ``include_running``: count every particle that ran all
+    its steps as settled, moving or not (the former behaviour for noisy runs).
+    ``loss_tol``: loss spread allowed in one manifold (default ``1e-6 + 1e-3 |loss|``).
+    ``movement`` (N,): :func:`recent_movement` (None: unknown); a running particle
+    moving more than ``move_tol`` (default ``tol``) is not settled. ``accept``:
+    given the lowest-loss member (m, D) of each cluster without a converged
+    member, says (m,) bool which lie at a critical point, or None when it cannot
+    tell (a model); then such a cluster is kept when the movement is known (its
+    members have stopped), and not kept otherwise. The critical-point check also
+    rejects period-2 cycles that a record interval can hide (a particle that
+    jumps between two points looks still at every even record).
     """
     final_x = np.asarray(final_x)
-    n_all, dim = final_x.shape
+    dim = final_x.shape[1]
     tol = float(rel_tol) * float(scale)
+    mtol = tol if move_tol is None else float(move_tol)
+    status = np.asarray(status)
     labels = status_labels(status)
-    member = np.asarray(status) == 1
-    if include_running:
-        member |= np.asarray(status) == 0
-    member &= np.all(np.isfinite(final_x), axis=1)
-    idx = np.flatnonzero(member)
+    finite = np.all(np.isfinite(final_x), axis=1)
+    running = (status == Status.RUNNING) & finite
+    cand = ((status == Status.CONVERGED) & finite) | running
+    still = np.zeros(final_x.shape[0], dtype=bool)
+    if movement is not None and not include_running:
+        still = running & ~(np.asarray(movement) <= mtol)
+        cand &= ~still
+    idx = np.flatnonzero(cand)
+    comp, k = cluster_points(final_x[idx].astype(np.float64), tol)
+    if k and not include_running:
+        conv = np.bincount(comp, weights=(status[idx] == Status.CONVERGED).astype(np.float64), minlength=k) > 0
+        ok = conv.copy()
+        verdict = None
+        if accept is not None and not np.all(conv):
+            loss_c = np.asarray(final_loss, dtype=np.float64)[idx]
+            loss_c = np.where(np.isfinite(loss_c), loss_c, np.inf)
+            best = np.full(k, -1, dtype=np.int64)
+            order = np.lexsort((loss_c, comp))  # by component, then loss
+            firsts = np.flatnonzero(np.r_[True, comp[order][1:] != comp[order][:-1]])
+            best[comp[order][firsts]] = order[firsts]
+            ask = np.flatnonzero(~conv)
+            verdict = accept(final_x[idx[best[ask]]].astype(np.float64))
+            if verdict is not None:
+                ok[ask] = np.asarray(verdict, dtype=bool)
+        if verdict is None and movement is not None:
+            ok[:] = True  # the moving ones were left out: every remaining member has stopped
+        idx = idx[ok[comp]]
     pts = final_x[idx].astype(np.float64)
     loss = np.asarray(final_loss, dtype=np.float64)[idx]
     comp, k = cluster_points(pts, tol)
@@ -206,6 +297,14 @@ def find_attractors(
 
     # merge manifold components at the same loss into one when the landscape declares a manifold
     group = np.arange(k)
+    if manifold is not None and k:
+        # components whose lowest-loss member satisfies the declared relation (within tol) lie on the
+        # manifold too, however sparse the starting points (a coarse grid gives isolated end points)
+        order = np.lexsort((loss, comp))
+        firsts = order[np.flatnonzero(np.r_[True, comp[order][1:] != comp[order][:-1]])]
+        res = relation_residuals(manifold, pts[firsts], params or {})
+        if res is not None:
+            is_manifold[comp[firsts]] |= res <= tol
     if manifold is not None and np.any(is_manifold):
         base = int(np.flatnonzero(is_manifold)[np.argmin(mean_loss[is_manifold])])
         same = np.abs(mean_loss - mean_loss[base]) <= ltol(mean_loss[base])
@@ -222,7 +321,7 @@ def find_attractors(
     rank[order] = np.arange(k2)
     comp = rank[comp]
     counts = counts[order]
-    kinds_g = np.array([bool(is_manifold[g]) for g in uniq_groups])[order]
+    kinds_g = np.array([bool(is_manifold[g]) for g in uniq_groups], dtype=bool)[order]
     labels[idx] = comp
 
     positions = np.zeros((k2, dim))
@@ -244,6 +343,15 @@ def find_attractors(
         np.maximum.at(hi[:, d], comp, pts[:, d])
     if k2:
         extents[:] = np.max(hi - lo, axis=1)
+    # running particles left out (moving, or in a cluster that was not kept) whose end point lies
+    # within tol of a point attractor count there: they settled near it
+    rest = np.flatnonzero(running & (labels == NOT_SETTLED))
+    point = np.flatnonzero(~kinds_g)
+    if rest.size and point.size:
+        dist, j = cKDTree(positions[point]).query(final_x[rest].astype(np.float64), distance_upper_bound=tol)
+        near = np.isfinite(dist)
+        labels[rest[near]] = point[j[near]]
+        counts = np.bincount(labels[labels >= 0], minlength=k2).astype(np.int64)
     for a in range(k2):
         if kinds_g[a]:
             kinds.append("manifold")
@@ -267,7 +375,6 @@ def find_attractors(
                 used.add(name)
         matched.append(name)
         names.append(name or f"A{a} {_fmt_point(positions[a])}")
-    _ = n_all
     return Attractors(
         labels=labels, positions=positions, names=names, kinds=kinds, counts=counts, losses=losses,
         extents=extents, known=matched, tol=tol, manifolds=manifolds,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _check(path: Path, writes: bool = True) -> str | None:
@@ -23,7 +24,7 @@ def _check(path: Path, writes: bool = True) -> str | None:
                 return f"PATH: {path} is an incomplete run; finish it with `descentlab run --resume` first"
     except StoreError as exc:
         return f"PATH: {exc}"
-    from . import _is_sidecar, analysis_path
+    from .io import _is_sidecar, analysis_path
 
     side = analysis_path(path)
     if writes and side.exists() and not _is_sidecar(side):
@@ -31,7 +32,7 @@ def _check(path: Path, writes: bool = True) -> str | None:
     return None
 
 
-def analyze_command(path: str | Path, plots: str | Path | None = None) -> int:
+def analyze_command(path: str | Path, plots: str | Path | None = None, **kwargs: Any) -> int:
     """``descentlab analyze RUN.h5 [--plots DIR]``: analyse, write RUN.analysis, print the summary."""
     from . import analyze, summary_text
 
@@ -40,12 +41,12 @@ def analyze_command(path: str | Path, plots: str | Path | None = None) -> int:
     if err:
         print(f"descentlab: error: {err}", file=sys.stderr)
         return 2
-    ar = analyze(path, plots)
+    ar = analyze(path, plots, progress=None, **kwargs)
     print(summary_text(ar.summary))
     return 0
 
 
-def compare_command(paths: Sequence[str | Path], plots: str | Path | None = None) -> int:
+def compare_command(paths: Sequence[str | Path], plots: str | Path | None = None, **kwargs: Any) -> int:
     """``descentlab compare A.h5 B.h5 ... [--plots DIR]``: a table across runs (+ figures)."""
     from . import compare
     from .convergence import format_table
@@ -59,7 +60,7 @@ def compare_command(paths: Sequence[str | Path], plots: str | Path | None = None
         if err:
             print(f"descentlab: error: {err}", file=sys.stderr)
             return 2
-    rows, figs = compare(paths, plots)
+    rows, figs = compare(paths, plots, **kwargs)
     print(format_table(rows))
     for k, v in figs.items():
         print(f"figure {k}: {v}")

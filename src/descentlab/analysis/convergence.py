@@ -1,8 +1,12 @@
 """Convergence: steps-to-target per particle, ECDFs (COCO style), loss quantile
 bands, and a comparison table across runs.
 
-Targets are COCO-style precisions ``f - f_opt <= delta``; ``f_opt`` is the
-lowest loss of the landscape's known minima (else the lowest end-point loss).
+Targets are COCO-style absolute precisions ``f - f_ref <= delta``; ``f_ref`` is
+the lowest loss of the landscape's known minima, else the lowest loss that a
+particle reached without diverging or leaving the bound (one reference shared
+by every run that :func:`descentlab.analysis.compare` compares), or the one
+given. Particles that diverged or left the bound never reach a target, even if
+their loss passed it on the way.
 A particle's steps-to-target is the first recorded step at which it is within
 the target (exact for converged particles, whose ``stop_step`` is used when
 their final loss is within it; otherwise it has the resolution of
@@ -15,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from ..core.status import Status
 
 #: Default precisions delta of the targets f - f_opt <= delta.
 TARGETS = (1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
@@ -55,7 +61,11 @@ def steps_to_target(
             anyhit = hit.any(axis=1)
             first = np.argmax(hit, axis=1)
             out[a:b, j] = np.where(anyhit, record_steps[first], -1)
-    conv = (status == 1) & (stop_step >= 0)
+    # a particle that diverged or left the bound is a failure, whatever its loss on the way
+    out[(status == Status.DIVERGED) | (status == Status.OUT_OF_BOUND)] = -1
+    if not np.isfinite(f_opt):
+        out[:] = -1
+    conv = (status == Status.CONVERGED) & (stop_step >= 0)
     for j, t in enumerate(tg):
         ok = conv & (final_loss - f_opt <= t)
         cur = out[:, j]
@@ -111,9 +121,11 @@ def comparison_table(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, A
             "particles": int(s.get("particles", 0)),
             "attractors": int(s.get("n_attractors", 0)),
             "converged": oc.get("converged", 0) / n,
-            "diverged": oc.get("diverged", 0) / n,
+            "not settled": oc.get("not settled", 0) / n,
+            "diverged or left": (oc.get("diverged", 0) + oc.get("left the bound", 0)) / n,
             "global": s.get("global_fraction"),
             "median loss": s.get("median_final_loss"),
+            "f_ref": s.get("f_opt"),
             "target": s.get("ecdf_target"),
             "success": s.get("success_rate"),
             "median steps": s.get("median_steps_to_target"),

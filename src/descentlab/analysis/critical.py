@@ -3,7 +3,7 @@
 Hessians come from the landscape's own (analytic) math function. For a few
 points it is called as plain Python on a ``(D, n)`` block - no compilation, so
 an analysis needs nothing but the run file; for many points (a census) the
-compiled kernel of :mod:`descentlab.kernels` is used.
+compiled kernel of :mod:`descentlab.kernels.functional` is used.
 
 Models (finite sums, :class:`ModelMath`) have no Hessian formula: their
 Hessian-vector products are central differences of the analytic full-batch
@@ -97,7 +97,7 @@ class LandscapeMath:
 class ModelMath(LandscapeMath):
     """A finite-sum landscape (model x training set) with NumPy value, gradient and Hessian-vector products.
 
-    ``fs`` is the run's :class:`descentlab.engine.finite_sum.FiniteSum`; the
+    ``fs`` is the run's :class:`descentlab.problems.finite_sum.FiniteSum`; the
     loss is the full-batch training loss (batch normalization with full-data
     statistics, as the kernels' value).
     """
@@ -162,19 +162,11 @@ class ModelMath(LandscapeMath):
 
 
 def _compiled_hessian(lm: LandscapeMath, x: np.ndarray) -> np.ndarray:
-    from ..engine.run import kernels_for
-    from ..engine.spec import parse_spec
+    """Hessians (n, D, D) at ``x`` (n, D) by the compiled kernel of the landscape object itself
+    (a registered, formula or any other :class:`Landscape`; no spec is rebuilt)."""
+    from ..kernels.functional import LandscapeFunctions
 
-    spec = {
-        "run": {"particles": 1, "steps": 1},
-        "landscape": {"name": lm.landscape.name, "dim": lm.dim, **dict(lm.params)},
-        "optimizer": {"name": "sgd"},
-    }
-    rs = parse_spec(spec)
-    kern = kernels_for(rs)
-    h = np.empty((x.shape[0], lm.dim, lm.dim))
-    kern.hessian(np.ascontiguousarray(x.T), lm.p.astype(np.float64), lm.rows, h)
-    return h
+    return LandscapeFunctions(lm.landscape, lm.params, lm.dim).hess(x)
 
 
 def classify(eigenvalues: np.ndarray, eig_tol: float = EIG_TOL, extremes: int | None = None) -> str:
@@ -251,6 +243,59 @@ def refine(lm: LandscapeMath, x0: np.ndarray, tol: float, iters: int = 30) -> np
     return x
 
 
+#: Clusters checked by Newton's method at most (the most populated first); the rest are "not settled".
+NEWTON_MAX = 5000
+
+
+def newton_critical(lm: LandscapeMath, starts: np.ndarray, tol: float, iters: int = 30) -> np.ndarray | None:
+    """(m,) bool: whether Newton's method on the gradient from each of ``starts`` (m, D) reaches a
+    critical point within ``tol`` (max norm) of its start (its last step shorter than ``1e-6 tol``,
+    or - a degenerate point, where Newton converges only linearly - the gradient a millionth of
+    the start's after ``iters`` steps, all within ``tol``).
+
+    Vectorised over the points (the landscape's plain-Python Hessian, no compilation); at most
+    :data:`NEWTON_MAX` points are tried (the first ones), the rest are False. Models (no cheap
+    Hessian) return None: cannot tell.
+    """
+    if isinstance(lm, ModelMath):
+        return None
+    x0 = np.asarray(starts, dtype=np.float64).reshape(-1, lm.dim)
+    m = x0.shape[0]
+    ok = np.zeros(m, dtype=bool)
+    if m == 0:
+        return ok
+    with np.errstate(all="ignore"):  # far from a critical point Newton may overflow: that is a "no"
+        return _newton(lm, x0, ok, tol, iters)
+
+
+def _newton(lm: LandscapeMath, x0: np.ndarray, ok: np.ndarray, tol: float, iters: int) -> np.ndarray:
+    m = x0.shape[0]
+    live = np.arange(min(m, NEWTON_MAX))
+    x = x0[live].copy()
+    g0 = np.linalg.norm(lm.grad(x), axis=1) if live.size else np.zeros(0)
+    for _ in range(iters):
+        if live.size == 0:
+            break
+        g = lm.grad(x)
+        h = lm.hess(x, compiled=False)
+        good = np.all(np.isfinite(g), axis=1) & np.all(np.isfinite(h.reshape(len(x), -1)), axis=1)
+        dx = np.zeros_like(x)
+        if np.any(good):
+            dx[good] = np.einsum("nij,nj->ni", np.linalg.pinv(h[good], rcond=1e-12, hermitian=True), g[good])
+        x = x - dx
+        step = np.max(np.abs(dx), axis=1)
+        away = ~good | ~np.all(np.isfinite(x), axis=1) | (np.max(np.abs(x - x0[live]), axis=1) > tol)
+        done = ~away & (step <= 1e-6 * tol)
+        ok[live[done]] = True
+        keep = ~away & ~done
+        live, x, g0 = live[keep], x[keep], g0[keep]
+    if live.size:
+        # a degenerate critical point (a flat direction, x^4) draws Newton in linearly: still within
+        # tol after all iterations with the gradient down a millionfold is a critical point too
+        ok[live[np.linalg.norm(lm.grad(x), axis=1) <= 1e-6 * g0]] = True
+    return ok
+
+
 def analyze_points(lm: LandscapeMath, x: np.ndarray, eig_tol: float = EIG_TOL,
                    compiled: bool | None = None) -> CriticalPoints:  # fmt: skip
     """Hessian eigenvalues, class, sharpness and index at points ``x`` (K, D)."""
@@ -268,12 +313,10 @@ def analyze_points(lm: LandscapeMath, x: np.ndarray, eig_tol: float = EIG_TOL,
     lam = np.full((k, lm.dim), np.nan)
     if np.any(ok):
         lam[ok] = np.linalg.eigvalsh(h[ok])
-    if compiled or (compiled is None and k > PYTHON_HESSIAN_MAX and not isinstance(lm, ModelMath)):
-        gn = np.full(k, np.nan)
-        losses = np.full(k, np.nan)
-    else:
-        gn = np.linalg.norm(lm.grad(x), axis=1)
-        losses = lm.value(x)
+    # gradient norm and loss at every point (plain Python, one vectorised call each): never NaN for a
+    # count of points, only where the landscape itself is not finite
+    gn = np.linalg.norm(lm.grad(x), axis=1)
+    losses = lm.value(x)
     classes = [classify(row, eig_tol) for row in lam]
     with np.errstate(invalid="ignore"):
         tol = eig_tol * np.maximum(1.0, np.nanmax(np.abs(lam), axis=1, initial=0.0))
@@ -286,7 +329,8 @@ def analyze_points(lm: LandscapeMath, x: np.ndarray, eig_tol: float = EIG_TOL,
 
 
 def _not_computed(head: CriticalPoints, x: np.ndarray, lm: ModelMath) -> CriticalPoints:
-    """``head`` (the first points) padded to all points ``x``: NaN and "not computed" for the rest."""
+    """``head`` (the first points) padded to all points ``x``: NaN Hessian quantities and "not computed"
+    for the rest (their gradient norm and loss are computed)."""
     k, m = x.shape[0], head.positions.shape[0]
 
     def pad(a: np.ndarray) -> np.ndarray:
@@ -294,8 +338,10 @@ def _not_computed(head: CriticalPoints, x: np.ndarray, lm: ModelMath) -> Critica
         out[:m] = a
         return out
 
+    # the gradient and the loss are cheap (one batched backward pass): computed at every point
     return CriticalPoints(
-        positions=x, grad_norm=pad(head.grad_norm), losses=pad(head.losses), eigenvalues=pad(head.eigenvalues),
+        positions=x, grad_norm=np.linalg.norm(lm.grad(x), axis=1), losses=lm.value(x),
+        eigenvalues=pad(head.eigenvalues),
         classes=[*head.classes, *["not computed"] * (k - m)], sharpness=pad(head.sharpness), trace=pad(head.trace),
         index=pad(head.index),
     )  # fmt: skip

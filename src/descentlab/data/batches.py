@@ -6,7 +6,7 @@ Sample ``k`` of epoch ``e`` for particle ``p`` is ``permute(k, ...)`` with keys
 finite domains"), so the map is a bijection on ``[0, n)``: every sample is used
 exactly once per epoch, and the order depends only on (seed, particle, epoch),
 never on threads, shards or resume points. Round keys come from one Philox
-block (:mod:`descentlab.kernels.rng`) on a stream reserved for shuffles.
+block (:mod:`descentlab.core.rng`) on a stream reserved for shuffles.
 
 The batch-size schedule maps an update step ``t`` (1-based, as the kernels
 count) to ``(epoch, start, size)``: phases ``p`` of ``epochs[p]`` epochs with
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import math_function
-from ..kernels.rng import MASK32, philox4x32
+from ..core.rng import MASK32, philox4x32
 
 #: The Philox stream (counter word c2) of shuffles; noise uses step + 1, init 0.
 SHUFFLE_STREAM = np.uint64(0xFFFFFFFF)

@@ -453,7 +453,7 @@ def _read_file(path: Path) -> tuple[dict[str, np.ndarray], str]:
     elif suffix in (".h5", ".hdf5"):
         import h5py
 
-        from ..engine.store import foreign_storage
+        from ..core.hdf5 import foreign_storage
 
         with h5py.File(path, "r") as fh:
             foreign = foreign_storage(fh)

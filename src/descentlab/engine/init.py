@@ -16,11 +16,31 @@ Schemes (``[init] scheme = ...``):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import ConfigDict, Field
 
-from ..kernels.rng import host_normal, host_uniform
+from ..core.rng import host_normal, host_uniform
+from ..core.tables import StrictTable
+
+
+class InitTable(StrictTable):
+    """``[init]`` of an analytic landscape: where the particles start (models: per-layer schemes)."""
+
+    scheme: Literal["uniform", "normal", "grid", "zeros", "constant", "points"] = Field(
+        default="uniform", description="how initial positions are drawn or given")
+    low: float | list[float] | None = Field(
+        default=None, description="uniform, grid: lower corner (default: the landscape's init box)")
+    high: float | list[float] | None = Field(default=None, description="uniform, grid: upper corner")
+    mean: float | list[float] | None = Field(default=None, description="normal: mean (default 0)")
+    std: float | list[float] | None = Field(default=None, description="normal: standard deviation (default 1)")
+    resolution: int | list[int] | None = Field(default=None, description="grid: points per axis (particles = product)")
+    value: float | None = Field(default=None, description="constant: every coordinate")
+    points: list[list[float]] | None = Field(default=None, description="points: the positions, one list per particle")
+    file: str | None = Field(default=None, description="points: .npy/.npz/.csv/.h5 file of positions (N, D)")
+    sha256: str | None = Field(default=None, description="set by the engine: hash of init.file (resume checks it)")
+    model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
 
 
 def _per_dim(value: Any, dim: int, field: str) -> np.ndarray:

@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from ..core.schedules import pack_schedule
+from ..core.tables import SpecError, StrictTable, validate_table
 from ..landscapes import get_landscape
 from ..landscapes.base import Landscape
 from ..optimizers import get_optimizer
 from ..optimizers.base import Optimizer
-from ..optimizers.schedules import pack_schedule
-from .finite_sum import MODEL_LANDSCAPES
-from .init import count_particles, load_points
+from ..problems.finite_sum import MODEL_LANDSCAPES
+from .init import InitTable, count_particles, load_points
 
 #: Share of the machine's memory (or of its cgroup limit) a run may plan to use; see memory_limit().
 MEMORY_FRACTION = 0.8
@@ -35,30 +36,35 @@ MEMORY_FRACTION = 0.8
 BASE_MEMORY = (256 + 512) << 20
 
 
-class SpecError(ValueError):
-    """Bad input: the message names the field and what was expected."""
+class RunTable(StrictTable):
+    """``[run]``: how many particles, how long, what is recorded, on which target."""
+
+    particles: int | None = Field(default=None, gt=0, description="number of particles (implied by init grid/points)")
+    steps: int = Field(default=1000, gt=0, description="optimizer updates per particle")
+    record_every: int | None = Field(default=None, gt=0, description="steps between records (default: steps)")
+    seed: int = Field(default=0, ge=0, lt=2**64, description="key of the counter-based RNG")
+    dtype: Literal["float64", "float32"] | None = Field(
+        default=None, description="floating type of the kernels (default float64 on the CPU, float32 on CUDA)")
+    target: Literal["cpu", "cuda"] = Field(default="cpu", description="where the kernels run")
+    chunk_steps: int | None = Field(default=None, gt=0, description="steps per engine chunk (results unchanged)")
+    epochs: int | None = Field(default=None, gt=0, description="models only: passes over the data instead of steps")
+    record_every_epochs: int | None = Field(default=None, gt=0, description="models only: epochs between records")
+
+    @model_validator(mode="after")
+    def _dtype_of_target(self) -> RunTable:
+        # a GPU's float64 throughput is a fraction of its float32 (1/2 on an H200, 1/64 on consumer
+        # cards), so float32 is CUDA's default; float64 stays one key away
+        if self.dtype is None:
+            self.dtype = "float32" if self.target == "cuda" else "float64"
+        return self
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+class StopTable(StrictTable):
+    """``[stop]``: when a particle counts as converged or as gone."""
 
-
-class RunTable(_Strict):
-    particles: int | None = Field(default=None, gt=0)
-    steps: int = Field(default=1000, gt=0)
-    record_every: int | None = Field(default=None, gt=0)
-    seed: int = Field(default=0, ge=0, lt=2**64)
-    dtype: Literal["float64", "float32"] = "float64"
-    target: Literal["cpu", "cuda"] = "cpu"
-    chunk_steps: int | None = Field(default=None, gt=0)
-    epochs: int | None = Field(default=None, gt=0)
-    record_every_epochs: int | None = Field(default=None, gt=0)
-
-
-class StopTable(_Strict):
-    grad_tol: float = Field(default=1e-6, ge=0)
-    patience: int = Field(default=1, ge=1)
-    bound: float = Field(default=math.inf, gt=0)
+    grad_tol: float = Field(default=1e-6, ge=0, description="converged when the gradient norm stays below this")
+    patience: int = Field(default=1, ge=1, description="... for this many steps in a row")
+    bound: float = Field(default=math.inf, gt=0, description="a particle with a coordinate beyond it has left")
     model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=True)
 
     @field_validator("grad_tol", "bound")
@@ -74,29 +80,6 @@ class StopTable(_Strict):
         if math.isinf(v):
             raise ValueError("must be finite (inf would stop every particle at once)")
         return v
-
-
-class InitTable(_Strict):
-    scheme: Literal["uniform", "normal", "grid", "zeros", "constant", "points"] = "uniform"
-    low: float | list[float] | None = None
-    high: float | list[float] | None = None
-    mean: float | list[float] | None = None
-    std: float | list[float] | None = None
-    resolution: int | list[int] | None = None
-    value: float | None = None
-    points: list[list[float]] | None = None
-    file: str | None = None
-    sha256: str | None = None
-    model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
-
-
-_UNION_TAGS = {"float", "int", "str", "bool"}
-
-
-def _loc(err: dict[str, Any]) -> str:
-    """Dotted field path of a pydantic error, without union-member tags (``float``, ``list[float]``)."""
-    parts = [p for p in err["loc"] if not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p))]
-    return ".".join(str(p) for p in parts)
 
 
 def _fail(field_name: str, msg: str) -> SpecError:
@@ -133,7 +116,7 @@ class RunSpec:
     patience: int
     bound: float
     resolved: dict[str, Any] = field(default_factory=dict)
-    finite_sum: Any = None  # engine.finite_sum.FiniteSum of a model run
+    finite_sum: Any = None  # problems.finite_sum.FiniteSum of a model run
 
     @property
     def n_records(self) -> int:
@@ -210,62 +193,15 @@ def _table(spec: Mapping[str, Any], key: str) -> dict[str, Any]:
     return dict(val)
 
 
-def _model(cls: type[BaseModel], data: Mapping[str, Any], prefix: str) -> Any:
-    try:
-        return cls.model_validate(dict(data))
-    except ValidationError as exc:
-        errs = exc.errors()
-        # of a union's alternatives, report the one that got furthest (e.g. an element of a list)
-        err = max(errs, key=lambda e: (e["loc"][:1] == errs[0]["loc"][:1], len(e["loc"])))
-        where = f"{prefix}.{_loc(err)}" if err["loc"] else prefix
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown key; {prefix} takes {sorted(cls.model_fields)}"
-        elif "input" in err and not isinstance(err["input"], dict):
-            msg = f"{msg} (got {err['input']!r})"
-        raise _fail(where, msg) from None
-
-
-def _check_number(field_name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(field_name, f"expected a number, got {value!r}")
-    if not math.isfinite(value):
-        raise _fail(field_name, f"must be finite (got {value!r})")
-    return float(value)
-
-
 def _resolve_hyper(opt: Optimizer, given: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """An optimizer table validated by its owner (:meth:`Optimizer.validate`), errors named in full."""
     try:
-        hyper = opt.resolve(given)
+        return opt.validate(given)
     except KeyError as exc:
         bad = next(iter(sorted(set(given) - set(opt.hyper) - {"name"})), "name")
         raise _fail(f"{prefix}.{bad}", str(exc.args[0])) from None
-    for key, default in opt.hyper.items():
-        val = hyper[key]
-        where = f"{prefix}.{key}"
-        if isinstance(default, bool):
-            if not isinstance(val, bool):
-                raise _fail(where, f"expected true or false, got {val!r}")
-        elif isinstance(default, tuple):
-            if not isinstance(val, list | tuple) or len(val) != len(default):
-                raise _fail(where, f"expected {len(default)} numbers, got {val!r}")
-            vals = [_check_number(where, v) for v in val]
-            if key == "betas" and not all(0.0 <= v < 1.0 for v in vals):
-                raise _fail(where, f"each must be in [0, 1) (got {list(val)})")
-            hyper[key] = tuple(vals)
-        else:
-            v = _check_number(where, val)
-            if key == "lr" and v <= 0:
-                raise _fail(where, f"must be > 0 (got {val!r})")
-            if key in ("eps", "weight_decay", "momentum", "dampening", "noise_std", "lr_decay",
-                       "initial_accumulator_value", "damping") and v < 0:  # fmt: skip
-                raise _fail(where, f"must be >= 0 (got {val!r})")
-            if key in ("alpha",) and not 0.0 <= v <= 1.0:
-                raise _fail(where, f"must be in [0, 1] (got {val!r})")
-            hyper[key] = v
-    if hyper.get("nesterov") and (hyper.get("momentum", 0.0) <= 0 or hyper.get("dampening", 0.0) != 0):
-        raise _fail(f"{prefix}.nesterov", "requires momentum > 0 and dampening = 0 (as torch.optim.SGD)")
-    return hyper
+    except ValueError as exc:
+        raise SpecError(f"{prefix}.{exc}") from None
 
 
 def _phases(spec: Mapping[str, Any], steps: int) -> tuple[Phase, ...]:
@@ -314,10 +250,9 @@ def _get_opt(name: Any, where: str) -> Optimizer:
 
 
 def _landscape(spec: Mapping[str, Any]) -> tuple[Landscape, dict[str, Any], int]:
+    """The landscape a table names (registry or formula), its table validated by it (:meth:`Landscape.validate`)."""
     table = _table(spec, "landscape")
     dim = table.pop("dim", None)
-    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
-        raise _fail("landscape.dim", f"expected an integer >= 1, got {dim!r}")
     if "formula" in table:
         from ..landscapes.formula import formula_landscape
 
@@ -328,7 +263,7 @@ def _landscape(spec: Mapping[str, Any]) -> tuple[Landscape, dict[str, Any], int]
             land = formula_landscape(table["formula"])
         except ValueError as exc:
             raise _fail("landscape.formula", str(exc)) from None
-        params: dict[str, Any] = {}
+        table = {}
     else:
         name = table.pop("name", None)
         if not isinstance(name, str):
@@ -337,28 +272,13 @@ def _landscape(spec: Mapping[str, Any]) -> tuple[Landscape, dict[str, Any], int]
             land = get_landscape(name)
         except KeyError as exc:
             raise _fail("landscape.name", str(exc.args[0]).split(": ", 1)[-1]) from None
-        try:
-            params = land.resolve_params(table)
-        except KeyError as exc:
-            bad = sorted(set(table) - set(land.params))[0]
-            raise _fail(f"landscape.{bad}", str(exc.args[0])) from None
-        for key, val in params.items():
-            if isinstance(land.params[key], int | float) and not isinstance(land.params[key], bool):
-                params[key] = _check_number(f"landscape.{key}", val)
-                if isinstance(land.params[key], int):
-                    if params[key] != int(params[key]):
-                        raise _fail(f"landscape.{key}", f"expected an integer, got {val!r}")
-                    params[key] = int(params[key])
     try:
-        d = land.resolve_dim(dim)
+        params, d = land.validate(table, dim)
+    except KeyError as exc:
+        bad = sorted(set(table) - set(land.params))[0]
+        raise _fail(f"landscape.{bad}", str(exc.args[0])) from None
     except ValueError as exc:
-        raise _fail("landscape.dim", str(exc)) from None
-    if land.extra.get("min_dim") and d < land.extra["min_dim"]:
-        raise _fail("landscape.dim", f"{land.name} needs dim >= {land.extra['min_dim']}")
-    try:
-        land.pack(params, d)
-    except ValueError as exc:
-        raise _fail(f"landscape.{getattr(exc, 'field', 'name')}", str(exc)) from None
+        raise SpecError(f"landscape.{exc}") from None
     return land, params, d
 
 
@@ -477,8 +397,8 @@ def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = Tru
     if unknown:
         raise _fail(unknown[0], f"unknown table; a run spec has {sorted(known)}")
     run_raw = _table(spec, "run")
-    run: RunTable = _model(RunTable, run_raw, "run")
-    stop: StopTable = _model(StopTable, _table(spec, "stop"), "stop")
+    run: RunTable = validate_table(RunTable, run_raw, "run")
+    stop: StopTable = validate_table(StopTable, _table(spec, "stop"), "stop")
     fs, land_resolved = None, None
     if _table(spec, "landscape").get("name") in MODEL_LANDSCAPES:
         fs, land, land_resolved = _finite_sum(spec, base)
@@ -495,7 +415,7 @@ def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = Tru
         for key in ("epochs", "record_every_epochs"):
             if key in run_raw:
                 raise _fail(f"run.{key}", "epochs count passes over a data set; this landscape has none (use steps)")
-        init_t: InitTable = _model(InitTable, _table(spec, "init"), "init")
+        init_t: InitTable = validate_table(InitTable, _table(spec, "init"), "init")
         land, params, dim = _landscape(spec)
         init = init_t.model_dump(exclude_none=True)
         init.setdefault("scheme", "uniform")
@@ -527,7 +447,7 @@ def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = Tru
         # steps-based: run.epochs / record_every_epochs are resolved into steps / record_every
         "run": {**run.model_dump(exclude={"epochs", "record_every_epochs"}), "particles": particles,
                 "record_every": record_every},
-        "landscape": land_resolved or {"name": land.name, "dim": dim, **params, **land.extra.get("resolved", {})},
+        "landscape": land_resolved or {"name": land.name, "dim": dim, **params, **land.spec_entry},
         "optimizer": _resolved_optimizer(phases),
         "schedule": dict(_table(spec, "schedule")) or {"name": "constant"},
         "init": init,
@@ -554,7 +474,7 @@ def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = Tru
 
 
 def _finite_sum(spec: Mapping[str, Any], base: Path) -> tuple[Any, Landscape, dict[str, Any]]:
-    from .finite_sum import parse_finite_sum
+    from ..problems.finite_sum import parse_finite_sum
 
     data = spec.get("data")
     if data is not None and not isinstance(data, Mapping):
@@ -563,7 +483,7 @@ def _finite_sum(spec: Mapping[str, Any], base: Path) -> tuple[Any, Landscape, di
         path = Path(data["file"]).expanduser()
         data = {**data, "file": str(path if path.is_absolute() else base / path)}
     try:
-        return parse_finite_sum(_table(spec, "landscape"), data, _table(spec, "batch"), _model)
+        return parse_finite_sum(_table(spec, "landscape"), data, _table(spec, "batch"))
     except SpecError:
         raise
     except ValueError as exc:
@@ -591,7 +511,7 @@ def _epochs(run: RunTable, raw: Mapping[str, Any], fs: Any) -> RunTable:
 
 
 def _model_init(spec: Mapping[str, Any], dim: int, base: Path) -> dict[str, Any]:
-    from .finite_sum import parse_init
+    from ..problems.finite_sum import parse_init
 
     table = _table(spec, "init")
     try:

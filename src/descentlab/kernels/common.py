@@ -1,5 +1,6 @@
-"""Pieces shared by the CPU and CUDA adapters: status codes, the per-step
-phase/learning-rate lookup, and the optimizer-phase dispatcher.
+"""Pieces shared by the CPU and CUDA adapters: the status codes as kernel constants
+(from :class:`descentlab.core.status.Status`), the per-step phase/learning-rate lookup
+(:func:`descentlab.core.schedules.phase_of`), and the optimizer-phase dispatcher.
 
 Per-particle semantics (the canonical loop, identical on every target and in
 the NumPy reference)::
@@ -17,31 +18,102 @@ A stopped particle is frozen; the others go on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from .._jit import math_function
-from ..optimizers.schedules import schedule_factor
+from ..core.schedules import phase_of
+from ..core.status import Status
 
 #: Mixed into the RNG key of phase j (golden-ratio increments), so noisy
 #: optimizers in two phases of a switch draw different numbers.
 _PHASE_KEY = 0x9E3779B97F4A7C15
 
-RUNNING = 0
-CONVERGED = 1
-DIVERGED = 2
-OUT_OF_BOUND = 3
-STATUS_NAMES = {RUNNING: "ran all steps", CONVERGED: "converged", DIVERGED: "diverged", OUT_OF_BOUND: "left the bound"}
+# The status codes as plain ints for the kernels (module-level ints are compile-time constants).
+RUNNING = int(Status.RUNNING)
+CONVERGED = int(Status.CONVERGED)
+DIVERGED = int(Status.DIVERGED)
+OUT_OF_BOUND = int(Status.OUT_OF_BOUND)
+
+__all__ = ["CONVERGED", "DIVERGED", "OUT_OF_BOUND", "RUNNING", "ChunkRecords", "Particles", "RunConstants",
+           "chunk_arguments", "make_dispatch", "phase_of"]  # fmt: skip
 
 
-@math_function(inline="never")
-def phase_of(k, phase_start, phase_lr, sched):
-    """(phase, 1-based step within the phase, learning rate) of global step k."""
-    ph = 0
-    for j in range(1, phase_start.shape[0]):
-        if k >= phase_start[j]:
-            ph = j
-    lr = phase_lr[ph] * schedule_factor(sched, k)
-    return ph, k - phase_start[ph] + 1, lr
+# --------------------------------------------------------------------------- what a chunk call carries
+# The compiled kernels take their arguments positionally (Numba); the host bundles them by what
+# travels together, and :func:`chunk_arguments` is the one place that lays them out in the
+# kernels' order, for the CPU and the CUDA adapter alike.
+
+
+@dataclass(frozen=True)
+class Particles:
+    """The state a chunk advances, all modified in place.
+
+    ``x`` (D, n) positions; ``state`` (S, D, n) optimizer state of every phase; ``status``
+    (n,) int8 (:class:`~descentlab.core.status.Status`); ``stop_step`` (n,) int64;
+    ``count`` (n,) int64 steps in a row with the gradient under ``grad_tol``.
+    """
+
+    x: np.ndarray
+    state: np.ndarray
+    status: np.ndarray
+    stop_step: np.ndarray
+    count: np.ndarray
+
+
+@dataclass(frozen=True)
+class RunConstants:
+    """What stays the same over a run (or a shard of one).
+
+    ``lparams`` (P,) landscape parameters (dtype of ``x``); ``lrows`` scratch rows of the
+    landscape math; ``hyper`` float64 hyperparameters of every phase; ``phase_start`` (Q,)
+    int64 first global step of each phase; ``phase_lr`` (Q,) float64 base learning rates;
+    ``schedule`` float64 (5,) (:func:`~descentlab.core.schedules.pack_schedule`); ``seed``
+    uint64; ``gid_base`` int64 global id of column 0; ``orows`` scratch rows of the optimizer;
+    ``tol2`` squared gradient tolerance and ``bound`` (both finite, in the dtype of ``x``);
+    ``patience`` steps in a row under the tolerance that mean converged.
+    """
+
+    lparams: np.ndarray
+    lrows: int
+    hyper: np.ndarray
+    phase_start: np.ndarray
+    phase_lr: np.ndarray
+    schedule: np.ndarray
+    seed: np.uint64
+    gid_base: int
+    orows: int
+    tol2: Any
+    patience: int
+    bound: Any
+
+
+@dataclass(frozen=True)
+class ChunkRecords:
+    """Where a chunk's records go (modified): steps ``k`` in ``(t0, t1]`` with ``k % every == 0``
+    fill ``x[:, k // every - first, :]`` (n, R, D) and ``loss[:, k // every - first]`` (n, R)."""
+
+    x: np.ndarray
+    loss: np.ndarray
+    first: int
+    every: int
+
+
+def chunk_arguments(p: Particles, c: RunConstants, t0: int, t1: int, r: ChunkRecords) -> tuple[Any, ...]:
+    """The compiled ``run_chunk`` kernels' leading arguments, in their order (CPU and CUDA)::
+
+        X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched, seed, gid_base,
+        t0, t1, record_every, rec_x, rec_loss, rec_first, tol2, patience, bound
+
+    (the CPU adapter then replaces ``S``, ``hyper``, ``phase_start``, ``phase_lr`` and ``seed``
+    by one phase's, see :meth:`descentlab.kernels.cpu.CpuKernels.run_chunk`; the CUDA kernel
+    takes the same order, with the device copies of :class:`descentlab.kernels.cuda.Resident`).
+    """
+    return (p.x, p.state, p.status, p.stop_step, p.count, c.lparams, c.hyper, c.phase_start, c.phase_lr,
+            c.schedule, c.seed, c.gid_base, t0, t1, r.every, r.x, r.loss, r.first, c.tol2, c.patience,
+            c.bound)  # fmt: skip
 
 
 def make_dispatch(steps, state_slices, hyper_slices):  # type: ignore[no-untyped-def]

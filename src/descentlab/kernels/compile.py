@@ -17,20 +17,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._jit import BLOCK, math_function
+from ..core.identity import salt_of
 from .common import make_dispatch
-from .identity import salt_of
 
 
 @dataclass(frozen=True)
 class Kernels:
     """Compiled entry points for one landscape x phases x target."""
 
+    #: ``run_chunk(particles, constants, t0, t1, records)`` (the bundles of :mod:`.common`).
     run_chunk: Callable[..., Any]
     evaluate: Callable[..., Any]
     hessian: Callable[..., Any]
     target: str
     #: ``prepare(dtype, label) -> seconds``: compile (or load) what a run of ``dtype`` needs.
     prepare: Callable[..., float] = lambda dtype, label="": 0.0
+    #: ``resident(particles, constants)``: the state kept on the device between chunks (CUDA),
+    #: passed to ``run_chunk(..., on_device=...)``; None where the state lives in host memory.
+    resident: Callable[..., Any] | None = None
 
 
 def _source_salt(functions: Sequence[Callable[..., Any]], layout: tuple[Any, ...] = ()) -> str:
@@ -92,6 +96,7 @@ def build(
         from .cuda import make_cuda_kernels
 
         dispatch = make_dispatch(steps, state_slices, hyper_slices)
-        run_chunk, evaluate, hessian = make_cuda_kernels(value, grad, bgrad, hess, dispatch, needs_hessian)
-        return Kernels(run_chunk, evaluate, hessian, "cuda")
+        run_chunk, evaluate, hessian, resident = make_cuda_kernels(value, grad, bgrad, hess, dispatch,
+                                                                   needs_hessian)  # fmt: skip
+        return Kernels(run_chunk, evaluate, hessian, "cuda", resident=resident)
     raise ValueError(f"run.target: unknown target {target!r}; expected 'cpu' or 'cuda'")

@@ -39,6 +39,7 @@ function, state slice, hyperparameters and RNG key.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -54,9 +55,19 @@ from numba import njit, prange, types
 from numba.core.errors import NumbaIRAssumptionWarning
 
 from .._jit import CHECK_EVERY, CPU_KERNEL_OPTIONS, math_function
-from ..optimizers.schedules import schedule_factor
-from .common import _PHASE_KEY, CONVERGED, DIVERGED, OUT_OF_BOUND, RUNNING
-from .identity import identity_code, package_salt, salt_of
+from ..core.identity import identity_code, package_salt, salt_of
+from ..core.schedules import schedule_factor
+from .common import (
+    _PHASE_KEY,
+    CONVERGED,
+    DIVERGED,
+    OUT_OF_BOUND,
+    RUNNING,
+    ChunkRecords,
+    Particles,
+    RunConstants,
+    chunk_arguments,
+)
 
 log = logging.getLogger("descentlab")
 
@@ -637,19 +648,23 @@ class CpuKernels:
         """The compiled landscape Hessian of ``dtype`` (compiled on first use)."""
         return math_kernel("hess", self.math["hess"], np.dtype(dtype).name).dispatcher
 
-    def run_chunk(self, X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
-                  seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
-                  tol2, patience, bound, lrows, orows):  # type: ignore[no-untyped-def]  # fmt: skip
-        """Advance from step ``t0`` to ``t1``, one skeleton call per optimizer phase in the range.
+    def run_chunk(self, p: Particles, c: RunConstants, t0: int, t1: int, r: ChunkRecords) -> None:
+        """Advance ``p`` from step ``t0`` to ``t1``, one skeleton call per optimizer phase in the range.
 
-        Arguments as :func:`_skeleton_functions`'s ``run_chunk``, with ``S`` the whole
-        state (all phases), ``hyper`` all phases' hyperparameters, ``phase_start``
-        (P,) int64 and ``phase_lr`` (P,) float64.
+        The skeleton's arguments (:func:`_skeleton_functions`'s ``run_chunk``) come from the
+        bundles; each phase gets its slice of the state and of the hyperparameters, its first
+        step, base learning rate and RNG key.
         """
+        X = p.x
         fns = self._fns(X.dtype)
         sk: Skeleton = fns["skeleton"]
         dt = X.dtype.type
         n_phases = len(self.steps)
+        phase_start = c.phase_start
+        # the skeleton's explicit signature: int64 counts and ids, limits in the dtype of X
+        c = dataclasses.replace(c, gid_base=np.int64(c.gid_base), tol2=dt(c.tol2), patience=np.int64(c.patience),
+                                bound=dt(c.bound))  # fmt: skip
+        r = dataclasses.replace(r, first=np.int64(r.first), every=np.int64(r.every))
         for j in range(n_phases):
             a = max(int(t0), int(phase_start[j]))
             b = min(int(t1), int(phase_start[j + 1])) if j + 1 < n_phases else int(t1)
@@ -658,11 +673,12 @@ class CpuKernels:
             s0, s1 = self.state_slices[j]
             h0, h1 = self.hyper_slices[j]
             key = np.uint64((j * _PHASE_KEY) % 2**64)
+            phase = dataclasses.replace(c, hyper=np.ascontiguousarray(c.hyper[h0:h1]),
+                                        phase_start=np.int64(phase_start[j]), phase_lr=float(c.phase_lr[j]),
+                                        seed=np.uint64(c.seed) ^ key)  # fmt: skip
             got = sk.get("run_chunk").dispatcher(
-                X, S[s0:s1], status, stop_step, cnt, lp, np.ascontiguousarray(hyper[h0:h1]),
-                np.int64(phase_start[j]), float(phase_lr[j]), lr_sched, np.uint64(seed) ^ key,
-                np.int64(gid_base), np.int64(a), np.int64(b), np.int64(record_every), rec_x, rec_loss,
-                np.int64(rec_first), dt(tol2), np.int64(patience), dt(bound), np.int64(lrows), np.int64(orows),
+                *chunk_arguments(dataclasses.replace(p, state=p.state[s0:s1]), phase, np.int64(a), np.int64(b), r),
+                np.int64(c.lrows), np.int64(c.orows),
                 fns["value"], fns["batch_grad"], fns["run_hess"], fns["steps"][j], self.needs_hessian,
                 np.int64(self.block), sk.get("run_block").dispatcher,
             )  # fmt: skip

@@ -82,8 +82,7 @@ def rosenbrock_grad(x, p, w, g, lo, hi):
 
 @math_function
 def rosenbrock_hess(x, p, w, h, lo, hi):
-    a = p[0]
-    b = p[1]
+    b = p[1]  # the Hessian does not depend on a = p[0]
     dim = x.shape[0]
     for r in range(dim):
         for c in range(dim):
@@ -96,7 +95,6 @@ def rosenbrock_hess(x, p, w, h, lo, hi):
             h[k + 1, k + 1, i] += real(2.0, x) * b
             h[k, k + 1, i] = real(-4.0, x) * b * xk
             h[k + 1, k, i] = real(-4.0, x) * b * xk
-    _ = a
 
 
 def rosenbrock_minima(params, dim):  # type: ignore[no-untyped-def]

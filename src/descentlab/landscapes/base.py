@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.tables import check_number
+
 ParamPacker = Callable[[Mapping[str, Any], int], np.ndarray]
 PointsFn = Callable[[Mapping[str, Any], int], list[tuple[str, np.ndarray]]]
 
@@ -51,15 +53,21 @@ class Landscape:
     params: parameter names and defaults (scalars).
     value, grad, hess: math functions (see module docstring).
     init_box: default ``(low, high)`` of the uniform initialisation, per coordinate.
-    pack: ``(params, D) -> float64 array`` packed for the kernel; default packs
-        ``params`` in declaration order.
-    scratch_rows: rows of scratch the math needs for dimension D.
+    pack_fn: ``(params, D) -> float64 array`` packed for the kernel (see :meth:`pack`);
+        None packs ``params`` in declaration order.
+    scratch_fn: ``D -> rows`` of scratch the math needs (see :meth:`scratch_rows`); None: 1.
     minima, saddles: known critical points ``[(name, point (D,)), ...]``.
     minima_manifold: description of a continuous set of minima, if any.
     batch_grad: the minibatch gradient ``(x, p, w, g, lo, hi, t, seed, gid0)``
         of a finite-sum landscape (None: the full gradient, see
         :func:`descentlab.kernels.compile.full_batch`).
     block: particles per CPU block (None: the default).
+    min_dim: the smallest dimension an "any D" landscape accepts.
+    maxima: known local maxima, points (D,) of a fixed-dimension landscape (analysis labels them).
+    spec_entry: how the landscape is written in a resolved spec's ``[landscape]`` table
+        when its name is not enough (a formula: ``{"formula": ...}``).
+    variables: a formula's variable names, in coordinate order.
+    module: the name of the generated module that holds a formula's math.
     """
 
     name: str
@@ -77,9 +85,13 @@ class Landscape:
     minima_manifold: str | None = None
     default_dim: int = 2
     scale: float = 1.0
-    extra: Mapping[str, Any] = field(default_factory=dict)
     batch_grad: Callable[..., Any] | None = None
     block: int | None = None
+    min_dim: int = 1
+    maxima: tuple[tuple[float, ...], ...] = ()
+    spec_entry: Mapping[str, Any] = field(default_factory=dict)
+    variables: tuple[str, ...] = ()
+    module: str | None = None
 
     def resolve_dim(self, dim: int | None) -> int:
         """The dimension a run uses; raises ``ValueError`` on a mismatch."""
@@ -105,6 +117,35 @@ class Landscape:
         out.update(given)
         return out
 
+    def validate(self, given: Mapping[str, Any] | None, dim: Any = None) -> tuple[dict[str, Any], int]:
+        """(parameters, dimension) of a ``[landscape]`` table: defaults overlaid, numbers checked.
+
+        Raises ``KeyError`` for an unknown parameter and ``ValueError("key: what is wrong")``
+        (``key`` a parameter name or ``dim``) for a bad value.
+        """
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+            raise ValueError(f"dim: expected an integer >= 1, got {dim!r}")
+        params = self.resolve_params(given)
+        for key, val in params.items():
+            default = self.params[key]
+            if isinstance(default, int | float) and not isinstance(default, bool):
+                params[key] = check_number(key, val)
+                if isinstance(default, int):
+                    if params[key] != int(params[key]):
+                        raise ValueError(f"{key}: expected an integer, got {val!r}")
+                    params[key] = int(params[key])
+        try:
+            d = self.resolve_dim(dim)
+        except ValueError as exc:
+            raise ValueError(f"dim: {exc}") from None
+        if d < self.min_dim:
+            raise ValueError(f"dim: {self.name} needs dim >= {self.min_dim}")
+        try:
+            self.pack(params, d)
+        except ValueError as exc:
+            raise ValueError(f"{getattr(exc, 'field', 'name')}: {exc}") from None
+        return params, d
+
     def pack(self, params: Mapping[str, Any], dim: int) -> np.ndarray:
         """Packed parameter vector (float64; cast to the kernel dtype by the engine)."""
         if self.pack_fn is not None:
@@ -113,4 +154,5 @@ class Landscape:
         return np.asarray(vals if vals else [0.0], dtype=np.float64)
 
     def scratch_rows(self, dim: int) -> int:
+        """Rows of the scratch ``w`` the math needs in dimension ``dim`` (at least 1)."""
         return 1 if self.scratch_fn is None else max(1, int(self.scratch_fn(dim)))

@@ -458,7 +458,9 @@ def formula_landscape(formula: str) -> Landscape:
             hess=mod.hess,
             init_box=(-5.0, 5.0),
             scale=5.0,
-            extra={"resolved": {"formula": key}, "variables": tuple(names), "module": mod.__name__},
+            spec_entry={"formula": key},
+            variables=tuple(names),
+            module=mod.__name__,
         )
         _MEMO[key] = land
         return land

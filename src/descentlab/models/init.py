@@ -1,7 +1,7 @@
 """Per-layer initialization of model parameter vectors (the ``[init]`` table of a model run).
 
 Every coordinate ``j`` of particle ``i`` is drawn with the counter-based RNG
-(:mod:`descentlab.kernels.rng`) keyed by ``(seed, i, stream 0, draw j)``, so a
+(:mod:`descentlab.core.rng`) keyed by ``(seed, i, stream 0, draw j)``, so a
 particle's parameters are the same whether it runs alone, in a shard or with
 any thread count, exactly as :func:`descentlab.engine.init.initial_positions`:
 ``uniform`` coordinates are ``host_uniform(seed, ids, 0, dim)[:, j]`` and
@@ -62,7 +62,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..kernels.rng import standard_normal, uniform_pair
+from ..core.rng import standard_normal, uniform_pair
 from .layout import LayerEntry, check_layout
 
 _SQRT2 = math.sqrt(2.0)

@@ -2,7 +2,7 @@
 
     x <- x - lr * (g + noise_std * xi),   xi ~ N(0, 1) per coordinate
 
-xi is drawn with the counter-based RNG (:func:`descentlab.kernels.rng.standard_normal`)
+xi is drawn with the counter-based RNG (:func:`descentlab.core.rng.standard_normal`)
 keyed by ``(seed, particle = gid0 + i, stream = t, draw = d)``: a pure function
 of the run seed, the global particle id, the step and the coordinate, so it is
 the same whatever the block, chunk, shard or target. ``t`` is the 1-based step
@@ -11,7 +11,7 @@ with two Langevin phases replays the same noise sequence in each.
 
 With ``noise_std = sqrt(2 T / lr)`` this is the Euler-Maruyama discretisation of
 overdamped Langevin dynamics at temperature T (Welling & Teh 2011 without the
-minibatch). h = [noise_std]; no state.
+minibatch). h: :data:`HYPER` (noise_std); no state.
 """
 
 from __future__ import annotations
@@ -19,12 +19,17 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import math_function, real
-from ..kernels.rng import standard_normal
+from ..core.rng import standard_normal
+from .base import hyper_indices
+
+#: Layout of the packed hyperparameters ``h`` (see :class:`~descentlab.optimizers.base.Optimizer`).
+HYPER = ("noise_std",)
+(NOISE_STD,) = hyper_indices(HYPER, "noise_std")
 
 
 @math_function
 def langevin_step(x, g, s, h, lr, t, H, ws, seed, gid0, lo, hi):
-    noise = real(h[0], x)
+    noise = real(h[NOISE_STD], x)
     rate = real(lr, x)
     stream = np.uint64(t)
     dim = x.shape[0]

@@ -11,13 +11,18 @@ Both use ``H = V Lambda V^T`` from :func:`.linalg.jacobi_eigh`:
 (Newton) or ``1 / (|lambda| + damping)`` (saddle-free). A singular damped
 Hessian gives Inf/NaN, which the kernel reports as a divergence.
 
-h = [damping]; no state; scratch :func:`.linalg.eig_rows` rows.
+h: :data:`HYPER` (damping); no state; scratch :func:`.linalg.eig_rows` rows.
 """
 
 from __future__ import annotations
 
 from .._jit import math_function, real
+from .base import hyper_indices
 from .linalg import jacobi_eigh
+
+#: Layout of the packed hyperparameters ``h`` (see :class:`~descentlab.optimizers.base.Optimizer`).
+HYPER = ("damping",)
+(DAMPING,) = hyper_indices(HYPER, "damping")
 
 
 @math_function
@@ -25,7 +30,7 @@ def _eig_newton(x, g, h, lr, H, ws, lo, hi, absolute):
     dim = x.shape[0]
     dd = dim * dim
     vr = 2 * dd + 2
-    damping = real(h[0], x)
+    damping = real(h[DAMPING], x)
     rate = real(lr, x)
     zero = real(0.0, x)
     for r in range(dim):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import adagrad, adam, langevin, newton, rmsprop, sgd
 from .adagrad import adagrad_step
 from .adam import adam_step, adamw_step
 from .base import Optimizer
@@ -29,6 +30,7 @@ register(
         hyper={"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False},
         state=("momentum_buffer",),
         step=sgd_step,
+        layout=sgd.HYPER,
         reference="https://pytorch.org/docs/stable/generated/torch.optim.SGD.html",
     )
 )
@@ -39,6 +41,7 @@ register(
         hyper={"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False},
         state=("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
         step=adam_step,
+        layout=adam.HYPER,
         reference=_ADAM_REF,
     )
 )
@@ -49,6 +52,7 @@ register(
         hyper={"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2, "amsgrad": False},
         state=("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
         step=adamw_step,
+        layout=adam.HYPER,
         reference="https://pytorch.org/docs/stable/generated/torch.optim.AdamW.html",
     )
 )
@@ -61,6 +65,7 @@ register(
         hyper={"lr": 1e-3, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False},
         state=("momentum_buffer",),
         step=sgd_step,
+        layout=sgd.HYPER,
         reference=_SGD_REF,
     )
 )
@@ -71,6 +76,7 @@ register(
         hyper={"lr": 1e-3, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": True},
         state=("momentum_buffer",),
         step=sgd_step,
+        layout=sgd.HYPER,
         reference=_SGD_REF,
     )
 )
@@ -81,6 +87,7 @@ register(
         hyper={"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10},
         state=("sum",),
         step=adagrad_step,
+        layout=adagrad.HYPER,
         init_fill=lambda hyper: float(hyper["initial_accumulator_value"]),
         reference="https://pytorch.org/docs/stable/generated/torch.optim.Adagrad.html",
     )
@@ -92,6 +99,7 @@ register(
         hyper={"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
         state=("square_avg", "momentum_buffer", "grad_avg"),
         step=rmsprop_step,
+        layout=rmsprop.HYPER,
         reference="https://pytorch.org/docs/stable/generated/torch.optim.RMSprop.html",
     )
 )
@@ -102,6 +110,7 @@ register(
         hyper={"lr": 1e-3, "noise_std": 0.1},
         state=(),
         step=langevin_step,
+        layout=langevin.HYPER,
         reference="https://en.wikipedia.org/wiki/Stochastic_gradient_Langevin_dynamics",
     )
 )
@@ -112,6 +121,7 @@ register(
         hyper={"lr": 1.0, "damping": 0.0},
         state=(),
         step=newton_step,
+        layout=newton.HYPER,
         needs_hessian=True,
         scratch_fn=eig_rows,
         reference="https://en.wikipedia.org/wiki/Newton%27s_method_in_optimization",
@@ -124,6 +134,7 @@ register(
         hyper={"lr": 1.0, "damping": 1e-3},
         state=(),
         step=saddle_free_newton_step,
+        layout=newton.HYPER,
         needs_hessian=True,
         scratch_fn=eig_rows,
         reference="https://arxiv.org/abs/1406.2572",

@@ -10,7 +10,7 @@ torch.optim.RMSprop, https://pytorch.org/docs/stable/generated/torch.optim.RMSpr
     if momentum > 0:  b <- momentum * b + g / (sqrt(v~) + eps);   x <- x - lr * b
     else:             x <- x - lr * g / (sqrt(v~) + eps)
 
-h = [alpha, eps, weight_decay, momentum, centered];
+h: :data:`HYPER` (alpha, eps, weight_decay, momentum, centered);
 state s = [square_avg, momentum_buffer, grad_avg].
 """
 
@@ -19,19 +19,26 @@ from __future__ import annotations
 import math
 
 from .._jit import math_function, real
+from .base import hyper_indices
+
+#: Layout of the packed hyperparameters ``h`` (see :class:`~descentlab.optimizers.base.Optimizer`).
+HYPER = ("alpha", "eps", "weight_decay", "momentum", "centered")
+ALPHA, EPS, WEIGHT_DECAY, MOMENTUM, CENTERED = hyper_indices(
+    HYPER, "alpha", "eps", "weight_decay", "momentum", "centered"
+)
 
 
 @math_function
 def rmsprop_step(x, g, s, h, lr, t, H, ws, seed, gid0, lo, hi):
-    alpha = real(h[0], x)
-    one_m_alpha = real(1.0 - h[0], x)
-    eps = real(h[1], x)
-    wd = real(h[2], x)
-    mu = real(h[3], x)
+    alpha = real(h[ALPHA], x)
+    one_m_alpha = real(1.0 - h[ALPHA], x)
+    eps = real(h[EPS], x)
+    wd = real(h[WEIGHT_DECAY], x)
+    mu = real(h[MOMENTUM], x)
     rate = real(lr, x)
-    use_wd = h[2] != 0.0
+    use_wd = h[WEIGHT_DECAY] != 0.0
     dim = x.shape[0]
-    if h[4] != 0.0 and h[3] > 0.0:  # centered, momentum
+    if h[CENTERED] != 0.0 and h[MOMENTUM] > 0.0:  # centered, momentum
         for d in range(dim):
             for i in range(lo, hi):
                 gi = g[d, i] + wd * x[d, i] if use_wd else g[d, i]
@@ -42,7 +49,7 @@ def rmsprop_step(x, g, s, h, lr, t, H, ws, seed, gid0, lo, hi):
                 s[1, d, i] = b
                 s[2, d, i] = ga
                 x[d, i] -= rate * b
-    elif h[4] != 0.0:  # centered
+    elif h[CENTERED] != 0.0:  # centered
         for d in range(dim):
             for i in range(lo, hi):
                 gi = g[d, i] + wd * x[d, i] if use_wd else g[d, i]
@@ -51,7 +58,7 @@ def rmsprop_step(x, g, s, h, lr, t, H, ws, seed, gid0, lo, hi):
                 s[0, d, i] = v
                 s[2, d, i] = ga
                 x[d, i] -= rate * gi / (math.sqrt(v - ga * ga) + eps)
-    elif h[3] > 0.0:  # momentum
+    elif h[MOMENTUM] > 0.0:  # momentum
         for d in range(dim):
             for i in range(lo, hi):
                 gi = g[d, i] + wd * x[d, i] if use_wd else g[d, i]

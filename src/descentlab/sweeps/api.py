@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from ..core.status import STATUS_NAMES
 from ..engine.spec import SpecError
 from ..engine.store import StoreError, partial_path
 from .execute import LocalExecutor, Task, make_executor
 from .index import (
     INDEX_NAME,
     QUANTILES,
-    STATUS_NAMES,
     axis_values,
     read_sweep_spec,
     summarize,
@@ -74,11 +74,19 @@ def run_sweep(
     out.mkdir(exist_ok=True)
     write_sweep_index(out, plan)
     ex = executor or LocalExecutor()
-    tasks = [Task(f"descentlab-point-{p.index}-{p.hash}", p.spec, str(out / p.file_name)) for p in plan.points]
+    tasks = [Task(f"descentlab-point-{p.index}-{p.hash}", p.spec, str(out / p.file_name), run=p.run)
+             for p in plan.points]  # fmt: skip
+    known: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def done(task: Task, res: dict[str, Any]) -> None:
+        if "summary" in res:
+            known[Path(task.out).name] = (res["status"], res["summary"])
+
     try:
-        ex.run(tasks, progress=progress, unit="point", chunk_steps=chunk_steps, checkpoint_every=checkpoint_every)
+        ex.run(tasks, progress=progress, unit="point", chunk_steps=chunk_steps, checkpoint_every=checkpoint_every,
+               on_done=done)  # fmt: skip
     finally:
-        write_sweep_index(out, plan)
+        write_sweep_index(out, plan, known=known)
     return out / INDEX_NAME
 
 

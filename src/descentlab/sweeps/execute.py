@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +31,21 @@ class Task:
     spec: dict[str, Any]
     out: str
     particles: tuple[int, int] | None = None
+    #: The parsed spec, when the caller has it (local execution only: workers get ``spec``).
+    run: Any = field(default=None, compare=False, repr=False)
 
 
-def run_task(spec: dict[str, Any], out: str, particles: tuple[int, int] | None = None,
+def run_task(spec: Any, out: str, particles: tuple[int, int] | None = None,
              chunk_steps: int | None = None, threads: int | None = None, progress: bool | None = False,
              checkpoint_every: float = 30.0) -> dict[str, Any]:  # fmt: skip
-    """Run one task (in this process); returns what happened. Safe to call again."""
+    """Run one task (in this process); returns what happened. Safe to call again.
+
+    ``spec``: a spec dict (what workers get) or its parsed :class:`~descentlab.engine.spec.RunSpec`.
+    """
     import h5py
 
     from ..engine.store import partial_path, write_run
+    from .index import read_point
 
     if threads is not None:
         import numba
@@ -62,10 +68,9 @@ def run_task(spec: dict[str, Any], out: str, particles: tuple[int, int] | None =
             raise
         partial_path(path).unlink(missing_ok=True)
         write_run(spec, path, resume=False, **kw)
-    with h5py.File(path, "r") as f:
-        compile_time = float(f.attrs.get("compile_time", 0.0))
+    status, summary, compile_time = read_point(path)  # one read: the index needs no other
     return {"out": out, "skipped": False, "pid": os.getpid(), "seconds": time.perf_counter() - t0,
-            "compile_time": compile_time}  # fmt: skip
+            "compile_time": compile_time, "status": status, "summary": summary}  # fmt: skip
 
 
 def _bar(total: int, show: bool | None, unit: str) -> Any:
@@ -75,30 +80,88 @@ def _bar(total: int, show: bool | None, unit: str) -> Any:
     return tqdm(total=total, unit=unit, disable=disable, dynamic_ncols=True)
 
 
+#: Points of at most this many particles run several at once on the local executor (see
+#: :class:`LocalExecutor`); larger ones keep every core busy on their own.
+SMALL_POINT_PARTICLES = 1 << 17
+
+
 class LocalExecutor:
-    """Tasks one after another in this process (each uses all of Numba's threads)."""
+    """Tasks in this process: one after another, each on all of Numba's threads - or, for
+    small points, several at once, each on its share of the threads.
+
+    ``threads``: Numba threads per task (default: all, and the automatic choice below).
+    ``at_once``: tasks run at the same time (default: automatic). A small point (at most
+    :data:`SMALL_POINT_PARTICLES` particles) spends as much time in fixed costs - spec,
+    HDF5 layout, final writes, all on one core under the GIL - as in its kernel, so with
+    ``threads`` unset and every task small, the executor runs as many tasks at once as
+    Numba has threads, each single-threaded: one task's file work overlaps another's
+    kernel (measured on 2 cores: a 64-point sweep of 10^4 x 1000 went from 2.0-2.6x to
+    1.25-1.65x the time of one run of the same particle-steps). Results do not depend on
+    it (a kernel's result does not depend on its thread count). Only with a thread-safe
+    Numba threading layer (``omp``, ``tbb``), checked after the first task, which runs
+    alone; the kernels every task needs are loaded before the others start.
+    """
 
     name = "local"
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, at_once: int | None = None) -> None:
         self.threads = threads
+        self.at_once = at_once
+
+    def _plan(self, tasks: Sequence[Task]) -> tuple[int, int | None]:
+        """(tasks at once, threads per task) for these tasks."""
+        import numba
+
+        if self.at_once is not None:
+            k = max(1, min(self.at_once, len(tasks)))
+            return k, self.threads or max(1, numba.get_num_threads() // k)
+        if self.threads is not None or len(tasks) < 2:
+            return 1, self.threads
+        from ..engine.spec import parse_spec
+
+        sizes, cpu = [], True
+        for t in tasks:
+            rs = t.run or parse_spec(t.spec)
+            sizes.append(t.particles[1] - t.particles[0] if t.particles else rs.particles)
+            cpu = cpu and rs.target == "cpu"
+        total = numba.get_num_threads()
+        if total < 2 or max(sizes) > SMALL_POINT_PARTICLES or not cpu:  # a GPU takes one point at a time
+            return 1, None
+        return min(total, len(tasks)), 1
 
     def run(self, tasks: Sequence[Task], *, progress: bool | None = None, unit: str = "point",
             chunk_steps: int | None = None, on_done: Callable[[Task, dict[str, Any]], None] | None = None,
             checkpoint_every: float = 30.0) -> list[dict[str, Any]]:  # fmt: skip
-        out = []
+        k, threads = self._plan(tasks)
+        results: list[dict[str, Any] | None] = [None] * len(tasks)
         bar = _bar(len(tasks), progress, unit)
+
+        def one(i: int, at_once: bool) -> None:
+            t = tasks[i]
+            res = run_task(t.run or t.spec, t.out, t.particles, chunk_steps, threads if at_once else self.threads,
+                           False if at_once else progress, checkpoint_every)  # fmt: skip
+            results[i] = res
+            if on_done is not None:
+                on_done(t, res)
+            bar.update(1)
+
         try:
-            for t in tasks:
-                res = run_task(t.spec, t.out, t.particles, chunk_steps, self.threads,
-                               progress if progress is not None else None, checkpoint_every)  # fmt: skip
-                out.append(res)
-                if on_done is not None:
-                    on_done(t, res)
-                bar.update(1)
+            rest = range(len(tasks))
+            if k > 1:
+                one(0, False)  # alone: it loads the threading layer and its kernels
+                rest = range(1, len(tasks))
+                if not _thread_safe_layer():
+                    k = 1
+                else:
+                    _load_kernels([tasks[i] for i in rest])
+            if k == 1:
+                for i in rest:
+                    one(i, False)
+            else:
+                _run_at_once(rest, k, lambda i: one(i, True))
         finally:
             bar.close()
-        return out
+        return [r for r in results if r is not None]
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, keys: Sequence[str] | None = None,
             progress: bool | None = None) -> list[Any]:  # fmt: skip
@@ -115,6 +178,48 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
+
+
+def _thread_safe_layer() -> bool:
+    """Whether Numba's threading layer (known once a parallel kernel has run) takes calls from several threads."""
+    import numba
+
+    try:
+        return numba.threading_layer() in ("omp", "tbb")
+    except ValueError:  # no parallel kernel has run yet
+        return False
+
+
+def _load_kernels(tasks: Sequence[Task]) -> None:
+    """Compile or load, one after another, the kernels of these tasks (each distinct one once)."""
+    from ..engine.run import describe_kernels, kernels_for
+    from ..engine.spec import parse_spec
+    from .spec import kernel_key
+
+    seen = set()
+    for t in tasks:
+        rs = t.run or parse_spec(t.spec)
+        key = kernel_key(rs)
+        if key not in seen and rs.target == "cpu":
+            seen.add(key)
+            kernels_for(rs).prepare(rs.dtype, describe_kernels(rs))
+
+
+def _run_at_once(indices: Sequence[int], k: int, fn: Callable[[int], None]) -> None:
+    """``fn(i)`` for every index, ``k`` at a time in threads; the first error stops what has not started."""
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    pool = ThreadPoolExecutor(k, thread_name_prefix="descentlab-point")
+    futures = [pool.submit(fn, i) for i in indices]
+    try:
+        wait(futures, return_when=FIRST_EXCEPTION)
+    finally:  # an error or Ctrl-C: what has not started never starts; running tasks finish
+        for f in futures:
+            f.cancel()
+        pool.shutdown(wait=True)
+    for f in futures:
+        if not f.cancelled() and f.exception() is not None:
+            raise f.exception()  # type: ignore[misc]
 
 
 class DaskExecutor:

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 
-from ..engine.store import _attach, _scale
+from ..core.status import STATUS_NAMES
+from ..engine.store import attach as _attach
+from ..engine.store import scale as _scale
 
 if TYPE_CHECKING:
     from .spec import SweepPlan
@@ -39,7 +41,6 @@ SWEEP_FORMAT = "descentlab.sweep"
 INDEX_NAME = "sweep.h5"
 #: Quantiles of the final loss stored per point.
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
-STATUS_NAMES = ("ran all steps", "converged", "diverged", "left the bound")
 #: (name in the index, path in a run file, fill value for missing points)
 FINAL_FIELDS = (
     ("final_x", "final/x", np.nan), ("final_loss", "final/loss", np.nan),
@@ -86,15 +87,23 @@ def point_summary(path: Path) -> tuple[str, dict[str, Any]]:
 
     The numbers include ``basins`` ({attractor name: fraction}) when the file was analysed.
     """
+    status, summary, _ = read_point(path)
+    return status, summary
+
+
+def read_point(path: Path) -> tuple[str, dict[str, Any], float]:
+    """:func:`point_summary` and the run's ``compile_time`` (seconds; 0 unless complete), in one read."""
     from ..engine.store import partial_path
 
     if path.exists():
+        compile_time = 0.0
         try:
             with h5py.File(path, "r") as f:
                 complete = bool(f.attrs.get("complete", False))
                 if complete:
                     fin = f["final"]
                     summary = summarize(fin["loss"][...], fin["status"][...], fin["stop_step"][...])
+                    compile_time = float(f.attrs.get("compile_time", 0.0))
         except OSError:
             complete = False
         if complete:
@@ -103,23 +112,27 @@ def point_summary(path: Path) -> tuple[str, dict[str, Any]]:
             an = read_summary(path)
             if an is not None:
                 summary["basins"] = {str(a["name"]): float(a["fraction"]) for a in an.get("attractors", [])}
-            return "complete", summary
-        return "partial", empty_summary()
-    return ("partial" if partial_path(path).exists() else "pending"), empty_summary()
-
-
+            return "complete", summary, compile_time
+        return "partial", empty_summary(), 0.0
+    return ("partial" if partial_path(path).exists() else "pending"), empty_summary(), 0.0
 
 
 def _strings(values: Sequence[str]) -> np.ndarray:
     return np.array(list(values), dtype=h5py.string_dtype())
 
 
-def write_sweep_index(directory: Path, plan: SweepPlan, *, extra_attrs: dict[str, Any] | None = None) -> Path:
-    """Write (atomically) ``DIRECTORY/sweep.h5`` from the plan and the run files present now."""
+def write_sweep_index(directory: Path, plan: SweepPlan, *, extra_attrs: dict[str, Any] | None = None,
+                      known: Mapping[str, tuple[str, dict[str, Any]]] | None = None) -> Path:  # fmt: skip
+    """Write (atomically) ``DIRECTORY/sweep.h5`` from the plan and the run files present now.
+
+    ``known``: {file name: (status, summary)} of points whose run file was just read
+    (by :func:`~descentlab.sweeps.execute.run_task`); the others are read here.
+    """
     directory = Path(directory)
     out = directory / INDEX_NAME
     tmp = directory / (INDEX_NAME + ".tmp")
-    rows = [point_summary(directory / p.file_name) for p in plan.points]
+    known = known or {}
+    rows = [known.get(p.file_name) or point_summary(directory / p.file_name) for p in plan.points]
     n = len(plan.points)
     coords = ["file", "hash", "point_status", *plan.axes]
     with h5py.File(tmp, "w") as f:

@@ -19,7 +19,7 @@ final positions after T steps on a few particles are checked against
 descentlab's (float64 rtol 1e-6): otherwise it is not the same workload.
 Slow peers time fewer steps (``--peer-budget``); the table says so.
 
-Run ``python benchmarks/run.py --help`` (or ``descentlab bench``).
+Run ``python benchmarks/run.py --help`` (or ``descentlab bench --help-bench`` in a checkout of the repository).
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def _spec(n: int, dtype: str, steps: int, landscape: str = "rosenbrock", dim: in
 
 
 def _simulation(n: int, dtype: str, steps: int, landscape: str = "rosenbrock", dim: int = 2) -> Any:
-    from .engine.run import Simulation
-    from .engine.spec import parse_spec
+    from descentlab.engine.run import Simulation
+    from descentlab.engine.spec import parse_spec
 
     return Simulation(parse_spec(_spec(n, dtype, steps, landscape, dim)))
 
@@ -87,7 +87,7 @@ def time_descentlab(
 
 def time_simulate(n: int, dtype: str, steps: int, repeats: int) -> float:
     """Best seconds of ``descentlab.simulate(spec)`` end to end (kernels already compiled)."""
-    from .engine.run import simulate
+    from descentlab.engine.run import simulate
 
     simulate(_spec(min(n, 1024), dtype, 1))  # loads the kernels
     return _best_of(lambda: simulate(_spec(n, dtype, steps)), repeats)
@@ -250,15 +250,16 @@ def jax_direct_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.n
     return _jax_runner(jax, jnp.asarray(x0, dtype=dt), run_all, consts)
 
 
-def torch_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.ndarray]:
-    """``torch.optim.Adam`` (fused where the CPU build supports it, else foreach) on one (N, D) tensor."""
+def torch_peer(x0: np.ndarray, steps: int, dtype: str, device: str = "cpu") -> Callable[[], np.ndarray]:
+    """``torch.optim.Adam`` (fused where the build supports it, else foreach) on one (N, D) tensor
+    on ``device`` (``cpu`` or ``cuda``)."""
     try:
         import torch
     except ImportError:
         raise PeerUnavailable("torch not installed (pip install 'descentlab[bench]')") from None
     torch.set_num_threads(_threads())
     tdt = getattr(torch, dtype)
-    x_init = torch.from_numpy(np.ascontiguousarray(x0, dtype=dtype)).to(tdt)
+    x_init = torch.from_numpy(np.ascontiguousarray(x0, dtype=dtype)).to(device=device, dtype=tdt)
     flavour = {"fused": True}
     try:
         p = torch.nn.Parameter(x_init.clone())
@@ -278,7 +279,7 @@ def torch_peer(x0: np.ndarray, steps: int, dtype: str) -> Callable[[], np.ndarra
             loss = (B * (y - x * x) ** 2 + (A - x) ** 2).sum()
             loss.backward()
             opt.step()
-        return p.detach().numpy().copy()
+        return p.detach().cpu().numpy().copy()  # (waits for the device)
 
     return run
 
@@ -413,7 +414,7 @@ def measure_highdim(
     log: Callable[[str], None],
 ) -> tuple[list[Row], list[str]]:  # fmt: skip
     """The second workload: Adam on D-dimensional landscapes; (rows, notes on landscapes not registered)."""
-    from .landscapes.registry import LANDSCAPES
+    from descentlab.landscapes.registry import LANDSCAPES
 
     rows, notes = [], []
     for name in landscapes:
@@ -433,8 +434,9 @@ def measure_highdim(
 
 _COMPILE_CHILD = r"""
 import json, sys, time
+sys.path.insert(0, sys.argv[2])  # benchmarks/: this suite
 t0 = time.perf_counter()
-from descentlab.bench import _simulation
+from suite import _simulation
 t1 = time.perf_counter()
 out = {"import_s": t1 - t0}
 for dtype in sys.argv[1].split(","):
@@ -452,7 +454,8 @@ def measure_compile(dtypes: Sequence[str], log: Callable[[str], None]) -> dict[s
     with tempfile.TemporaryDirectory(prefix="descentlab-bench-cache-") as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         for kind in ("cold", "cached"):
-            res = subprocess.run([sys.executable, "-c", _COMPILE_CHILD, ",".join(dtypes)], env=env,
+            here = str(Path(__file__).resolve().parent)
+            res = subprocess.run([sys.executable, "-c", _COMPILE_CHILD, ",".join(dtypes), here], env=env,
                                  capture_output=True, text=True, check=True)  # fmt: skip
             out[kind] = json.loads(res.stdout.strip().splitlines()[-1])
             log(f"  compile {kind}: " + ", ".join(f"{k} {v:.4g}" for k, v in out[kind].items()))

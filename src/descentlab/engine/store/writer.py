@@ -1,21 +1,4 @@
-"""The HDF5 run file: schema, atomic chunked writer, resume, and the reader.
-
-Layout (the run-file format; N particles, R records, D dimensions)::
-
-    /                 attrs: format, format_version, spec (JSON), complete, versions,
-                      target, dtype, seed, rng, created, finished, steps_done
-    /init/x           (N, D)     initial positions
-    /trajectory/step  (R,)       step of each record
-    /trajectory/x     (N, R, D)  recorded positions (chunked, record axis appendable)
-    /trajectory/loss  (N, R)     loss at each record
-    /final/x, loss, grad_norm, status (int8), stop_step (int64)
-    /checkpoint/      attrs step, records, slot; slots 0 and 1 each hold the full
-                      engine state in its native layout: x (D, N), state (S, D, N),
-                      status, stop_step, count
-
-Each group also holds its dimension scales (``particle``, ``record``, ``dim``),
-so ``xarray.open_dataset(path, group="trajectory", engine="h5netcdf")`` shows
-named dims.
+"""Writing a run file: the layout, the atomic chunked writer and resume.
 
 Writing: the file is built as ``OUT.partial`` and moved into place with
 :func:`os.replace` once complete (root attr ``complete=True``). The engine runs
@@ -25,8 +8,6 @@ flush, and only then the checkpoint pointer (``/checkpoint`` attrs) and a second
 flush. A run killed at any moment therefore leaves a partial file whose current
 checkpoint is intact and whose records up to that checkpoint are on disk;
 :func:`write_run` with ``resume=True`` continues from it, bit for bit.
-
-Reading (:func:`open_run`) needs only h5py and NumPy: nothing is compiled.
 """
 
 from __future__ import annotations
@@ -34,17 +15,15 @@ from __future__ import annotations
 import dataclasses
 import errno
 import fcntl
-import itertools
 import json
 import math
 import os
 import queue
 import shutil
 import socket
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,41 +31,28 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
-from .buffers import ALIGN, aligned_empty
+from ..buffers import ALIGN, aligned_empty
 
 if TYPE_CHECKING:
-    from .run import Simulation
-    from .spec import RunSpec
+    from ..run import Simulation
+    from ..spec import RunSpec
 
-FORMAT = "descentlab.run"
-FORMAT_VERSION = 1
-PARTIAL_SUFFIX = ".partial"
-LOCK_SUFFIX = ".lock"
-#: Target size (bytes) of one HDF5 chunk of a trajectory dataset.
-H5_CHUNK_BYTES = 1 << 20
-#: File-creation options: objects of 64 KiB and more start on an ALIGN boundary.
-_ALIGNED: dict[str, int] = {"alignment_threshold": 1 << 16, "alignment_interval": ALIGN}
-#: Records kept in one engine chunk by default are bounded by this (bytes).
-CHUNK_RECORD_BYTES = 512 << 20
-#: Default seconds between checkpoints (a checkpoint is also written at the last step).
-CHECKPOINT_SECONDS = 30.0
-#: Record-axis chunk length of the trajectory when nothing else constrains it.
-H5_CHUNK_RECORDS = 16
-STATUS_CODES = {0: "ran all steps", 1: "converged", 2: "diverged", 3: "left the bound"}
-
-
-class StoreError(ValueError):
-    """Bad input about files (existing output, mismatched resume): exit status 2."""
-
-
-def partial_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + PARTIAL_SUFFIX)
-
-
-def lock_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + LOCK_SUFFIX)
+from ...core.status import STATUS_CODES
+from .format import (
+    _ALIGNED,
+    CHECKPOINT_SECONDS,
+    CHUNK_RECORD_BYTES,
+    FORMAT,
+    FORMAT_VERSION,
+    H5_CHUNK_BYTES,
+    H5_CHUNK_RECORDS,
+    StoreError,
+    attach,
+    dataset,
+    lock_path,
+    partial_path,
+    scale,
+)
 
 
 class OutputLock:
@@ -200,7 +166,7 @@ def chunk_plan(spec: RunSpec, chunk_steps: int | None = None) -> tuple[list[int]
 
 
 def _versions() -> dict[str, str]:
-    from .. import __version__
+    from ..._version import __version__
 
     out = {"descentlab_version": __version__, "numpy_version": np.__version__, "h5py_version": h5py.__version__,
            "hdf5_version": h5py.version.hdf5_version}  # fmt: skip
@@ -222,10 +188,11 @@ def _spec_json(spec: RunSpec) -> str:
 
 
 def _compare_spec(stored: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> str | None:
-    """The first field where two resolved specs differ (ignoring run.chunk_steps)."""
+    """The first field where two resolved specs differ, ignoring ``run.chunk_steps`` and
+    ``run.target`` (neither changes the result: a run begun on the CPU resumes on a GPU)."""
     for key in sorted(set(stored) | set(new)):
         where = f"{prefix}{key}"
-        if where == "run.chunk_steps":
+        if where in ("run.chunk_steps", "run.target"):
             continue
         a, b = stored.get(key), new.get(key)
         if isinstance(a, Mapping) and isinstance(b, Mapping):
@@ -235,18 +202,6 @@ def _compare_spec(stored: Mapping[str, Any], new: Mapping[str, Any], prefix: str
         elif a != b and not (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b)):
             return where
     return None
-
-
-def _scale(grp: h5py.Group, name: str, data: np.ndarray) -> h5py.Dataset:
-    ds = grp.create_dataset(name, data=data)
-    ds.make_scale(name)
-    return ds
-
-
-def _attach(ds: h5py.Dataset, *scales: h5py.Dataset) -> None:
-    for i, sc in enumerate(scales):
-        ds.dims[i].attach_scale(sc)
-        ds.dims[i].label = sc.name.rsplit("/", 1)[-1]
 
 
 def _create_layout(f: h5py.File, sim: Simulation, rc: int, compression: str | None) -> None:
@@ -270,37 +225,39 @@ def _create_layout(f: h5py.File, sim: Simulation, rc: int, compression: str | No
     pc_loss = _particles_per_chunk(n, rc * item)
 
     g = f.create_group("init")
-    p_i, d_i = _scale(g, "particle", ids), _scale(g, "dim", dims)
-    _attach(g.create_dataset("x", data=sim.init_x), p_i, d_i)
+    p_i, d_i = scale(g, "particle", ids), scale(g, "dim", dims)
+    attach(dataset(g, "x", sim.init_x), p_i, d_i)
 
     t = f.create_group("trajectory")
-    p_t, d_t = _scale(t, "particle", ids), _scale(t, "dim", dims)
-    r_t = _scale(t, "record", np.arange(r, dtype=np.int64))
-    step = t.create_dataset("step", data=np.arange(r, dtype=np.int64) * spec.record_every)
-    _attach(step, r_t)
+    p_t, d_t = scale(t, "particle", ids), scale(t, "dim", dims)
+    r_t = scale(t, "record", np.arange(r, dtype=np.int64))
+    step = dataset(t, "step", np.arange(r, dtype=np.int64) * spec.record_every)
+    attach(step, r_t)
     tx = _chunked(t, "x", (n, r, d), (n, None, d), (pc, rc, d), dt, comp)
-    _attach(tx, p_t, r_t, d_t)
+    attach(tx, p_t, r_t, d_t)
     tl = _chunked(t, "loss", (n, r), (n, None), (pc_loss, rc), dt, comp)
-    _attach(tl, p_t, r_t)
+    attach(tl, p_t, r_t)
 
     fin = f.create_group("final")
-    p_f, d_f = _scale(fin, "particle", ids), _scale(fin, "dim", dims)
+    p_f, d_f = scale(fin, "particle", ids), scale(fin, "dim", dims)
     for name, shape, typ in (("x", (n, d), dt), ("loss", (n,), dt), ("grad_norm", (n,), dt),
                              ("status", (n,), np.int8), ("stop_step", (n,), np.int64)):  # fmt: skip
-        ds = f["final"].create_dataset(name, shape=shape, dtype=typ)
-        _attach(ds, *((p_f, d_f) if len(shape) == 2 else (p_f,)))
+        ds = _allocated(fin, name, shape, np.dtype(typ))  # before the checkpoint slots: _drop_checkpoint
+        attach(ds, *((p_f, d_f) if len(shape) == 2 else (p_f,)))
     fin["status"].attrs["codes"] = json.dumps(STATUS_CODES)
 
     if spec.finite_sum is not None:
         _create_finite_sum_layout(f, sim, rc, p_t, r_t, tl.chunks)
 
+    # every object exists before the first flush: later checkpoints only write data (space is
+    # allocated at the first write, so a run shorter than checkpoint_every stores no slot data)
     c = f.create_group("checkpoint")
     c.attrs.update({"step": -1, "records": 0, "slot": -1, "layout": "engine-native: x (D, N), state (S, D, N)"})
     for slot in ("0", "1"):
         s = c.create_group(slot)
         for name, arr in (("x", sim.x), ("state", sim.state), ("status", sim.status),
                           ("stop_step", sim.stop_step), ("count", sim.count)):  # fmt: skip
-            s.create_dataset(name, shape=arr.shape, dtype=arr.dtype)
+            dataset(s, name, shape=arr.shape, dtype=arr.dtype)
 
 
 def _particles_per_chunk(n: int, per_particle: int) -> int:
@@ -317,7 +274,7 @@ def _particles_per_chunk(n: int, per_particle: int) -> int:
 def _create_finite_sum_layout(f: h5py.File, sim: Simulation, rc: int, p_t: h5py.Dataset, r_t: h5py.Dataset,
                               chunks: tuple[int, ...]) -> None:  # fmt: skip
     """``/data`` (the data set, and how to rebuild it) and ``/metrics`` of a model run."""
-    from .finite_sum import init_stats
+    from ...problems.finite_sum import init_stats
 
     fs = sim.spec.finite_sum
     d = f.create_group("data")
@@ -330,34 +287,54 @@ def _create_finite_sum_layout(f: h5py.File, sim: Simulation, rc: int, p_t: h5py.
                        "init_* are per-layer statistics at initialization (particle, layer)")  # fmt: skip
     m["train_loss"] = f["trajectory/loss"]  # a hard link: the same data
     n, r = sim.n, sim.spec.n_records
-    for name in sim.metrics.names:
-        ds = m.create_dataset(name, shape=(n, r), dtype=sim.dtype, chunks=chunks)
-        _attach(ds, p_t, r_t)
+    for name in sim.metrics.names:  # allocated now, before the checkpoint slots (see _drop_checkpoint)
+        ds = _chunked(m, name, (n, r), (n, r), chunks, sim.dtype, {})
+        attach(ds, p_t, r_t)
+    updates = fs.epoch_of_steps(sim.spec.steps)
+    dataset(m, "epoch_updates", updates)
+    dataset(m, "epoch_wall_time", np.full(updates.shape, np.nan))
     stats = init_stats(fs, sim.init_x)
     if stats:
-        layer = _scale(m, "layer", np.arange(fs.model.n_layers, dtype=np.int64))
+        layer = scale(m, "layer", np.arange(fs.model.n_layers, dtype=np.int64))
         for name, arr in stats.items():
             ds = m.create_dataset(f"init_{name}", data=arr)
-            _attach(ds, p_t, layer)
+            attach(ds, p_t, layer)
 
 
 def _write_epochs(f: h5py.File, updates: np.ndarray, chunk_times: list[tuple[int, float]], step0: int) -> None:
     """``/metrics/epoch_updates`` (E,) and ``epoch_wall_time`` (E,) seconds.
 
-    A chunk's wall time (kernel and metrics) is shared evenly among its
-    updates; epochs run before a resume have NaN times (not measured here).
+    Each epoch's time is measured: the engine advances in pieces cut at every epoch end
+    (:meth:`Simulation.advance_timed`), and an epoch's time is the kernel time of its pieces
+    (metrics at the records are not included); epochs run before a resume have NaN times
+    (not measured here).
     """
-    per_step = np.full(int(updates.sum()), np.nan)
-    s = step0
-    for n_steps, secs in chunk_times:
-        per_step[s : s + n_steps] = secs / max(1, n_steps)
-        s += n_steps
-    bounds = np.concatenate([[0], np.cumsum(updates)])
-    wall = np.array([per_step[a:b].sum() if not np.isnan(per_step[a:b]).any() else np.nan
-                     for a, b in itertools.pairwise(bounds)])  # fmt: skip
+    from ..run import epoch_times
+
+    wall = epoch_times(updates, chunk_times, step0)
     m = f["metrics"]
-    m.create_dataset("epoch_updates", data=updates)
-    m.create_dataset("epoch_wall_time", data=wall)
+    for name, arr in (("epoch_updates", updates), ("epoch_wall_time", wall)):
+        if name in m and m[name].shape == arr.shape:
+            m[name][...] = arr
+        else:  # a partial file of an earlier version
+            if name in m:
+                del m[name]
+            m.create_dataset(name, data=arr)
+
+
+def _drop_checkpoint(f: h5py.File) -> None:
+    """Delete the two checkpoint slots of a run that completed (they are only for resuming).
+
+    The slots are the last storage the run allocates (every other dataset is allocated when the
+    layout is created), so HDF5 gives their space back and the file shrinks - except with a
+    compressed trajectory, whose chunks are allocated as they are written. ``/checkpoint`` keeps
+    its attributes (``step``, ``records``; ``slot`` -1, ``dropped`` true).
+    """
+    c = f["checkpoint"]
+    for slot in ("0", "1"):
+        if slot in c:
+            del c[slot]
+    c.attrs.update({"slot": -1, "dropped": True})
 
 
 def _write_metrics(f: h5py.File, r0: int, values: Mapping[str, np.ndarray]) -> None:
@@ -386,8 +363,17 @@ def _chunked(grp: h5py.Group, name: str, shape: tuple[int, ...], maxshape: tuple
     return h5py.Dataset(dsid)
 
 
+def _allocated(grp: h5py.Group, name: str, shape: tuple[int, ...], dt: np.dtype) -> h5py.Dataset:
+    """A contiguous dataset whose storage is allocated now (nothing is written until it is filled)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    space = h5py.h5s.create_simple(shape)
+    return h5py.Dataset(h5py.h5d.create(grp.id, name.encode(), h5py.h5t.py_create(dt), space, dcpl=dcpl))
+
+
 def _rng_name() -> str:
-    from ..kernels.rng import RNG_NAME
+    from ...core.rng import RNG_NAME
 
     return RNG_NAME
 
@@ -395,14 +381,27 @@ def _rng_name() -> str:
 # ----------------------------------------------------------------------------- writer
 
 
-class _Writer:
-    """A writer thread fed through a bounded queue; errors surface in the caller."""
+#: Run files smaller than this are written by the main thread between chunks (see :class:`_Writer`).
+THREAD_MIN_BYTES = 64 * 2**20
 
-    def __init__(self, depth: int = 1) -> None:
+
+class _Writer:
+    """A writer thread fed through a bounded queue; errors surface in the caller.
+
+    ``inline=True`` (small files, below :data:`THREAD_MIN_BYTES`): no thread; each
+    job runs in the caller at :meth:`put`. Overlapping the writes with the next
+    chunk only pays when they are large: for a point of a sweep (10^4 particles x
+    1000 steps) the thread's start, the hand-over of the GIL between it and the
+    main thread and the final join cost more (~5 ms) than the writes themselves.
+    """
+
+    def __init__(self, depth: int = 1, inline: bool = False) -> None:
         self.q: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._loop, name="descentlab-writer", daemon=True)
-        self.thread.start()
+        self.thread: threading.Thread | None = None
+        if not inline:
+            self.thread = threading.Thread(target=self._loop, name="descentlab-writer", daemon=True)
+            self.thread.start()
 
     def _loop(self) -> None:
         while True:
@@ -417,11 +416,15 @@ class _Writer:
 
     def put(self, job: Callable[[], None]) -> None:
         self._check()
-        self.q.put(job)
+        if self.thread is None:
+            job()
+        else:
+            self.q.put(job)
 
     def close(self) -> None:
-        self.q.put(None)
-        self.thread.join()
+        if self.thread is not None:
+            self.q.put(None)
+            self.thread.join()
         self._check()
 
     def _check(self) -> None:
@@ -551,13 +554,6 @@ def _restore(f: h5py.File, sim: Simulation) -> int:
     return sim.step
 
 
-def _progress(total: int, initial: int, show: bool | None) -> Any:
-    from tqdm.auto import tqdm
-
-    disable = (not sys.stderr.isatty()) if show is None else not show
-    return tqdm(total=total, initial=initial, unit="step", disable=disable, dynamic_ncols=True, leave=False)
-
-
 def write_run(
     spec: Any,
     out: str | Path,
@@ -588,7 +584,7 @@ def write_run(
     only) does not fit on this machine. Raises :class:`~descentlab.engine.spec.SpecError` or
     :class:`StoreError` on bad input before any file is touched.
     """
-    from .spec import RunSpec, parse_spec
+    from ..spec import RunSpec, parse_spec
 
     rs = spec if isinstance(spec, RunSpec) else parse_spec(spec)
     if compression not in (None, "gzip", "lzf"):
@@ -603,7 +599,7 @@ def write_run(
     # a shard is checked for the particles it holds, not the whole run's
     sized = rs if particles is None else dataclasses.replace(rs, particles=particles[1] - particles[0])
     if check_resources:
-        from .spec import check_memory
+        from ..spec import check_memory
 
         check_memory(sized, sized.streaming_records(chunk_steps))
     with OutputLock(out):  # one writer per output: refused (StoreError) while another holds it
@@ -631,7 +627,7 @@ def _check_disk(rs: RunSpec, out: Path, resume: bool) -> None:
         need -= tmp.stat().st_blocks * 512
     free = shutil.disk_usage(out.parent).free
     if need > free:
-        from .spec import human_bytes
+        from ..spec import human_bytes
 
         raise StoreError(f"OUT: the run file needs about {human_bytes(need)} but {out.parent} has "
                          f"{human_bytes(free)} free; free some space, write elsewhere, or pass "
@@ -670,7 +666,7 @@ def _write_run_locked(
     particles: tuple[int, int] | None,
     disk_check: RunSpec | None,
 ) -> Path:
-    from .run import Simulation
+    from ..run import Simulation
 
     tmp = partial_path(out)
     if out.exists() and not overwrite:
@@ -693,13 +689,17 @@ def _write_run_locked(
                     if (int(f.attrs["particle_start"]), int(f.attrs["particle_stop"])) != tuple(particles):
                         diff = "particles"
                 has_checkpoint = "checkpoint" in f and int(f["checkpoint"].attrs.get("slot", -1)) >= 0
+                finished = bool(f.attrs.get("complete", False))
         except (OSError, KeyError, ValueError):
             # killed before the first flush (not yet a readable HDF5 file) or while the layout was
             # being created: there is no checkpoint to keep, so start afresh (we hold the lock)
-            diff, has_checkpoint = None, False
+            diff, has_checkpoint, finished = None, False, False
         resuming = has_checkpoint
         if diff:
             raise StoreError(f"{diff}: differs from the spec of the partial run {tmp}; cannot resume")
+        if finished:  # killed after the run completed, before the file was moved into place
+            os.replace(tmp, out)
+            return out
     if disk_check is not None:  # compressed sizes are not known in advance
         _check_disk(disk_check, out, resuming)
 
@@ -715,25 +715,32 @@ def _write_run_locked(
         step0, rec0 = 0, 0
     ident = os.stat(tmp)  # the file this process writes (and the only one it will move into place)
     t_start = time.perf_counter()
-    bar = _progress(rs.steps, step0, progress)
-    writer = _Writer(depth=1)
+    from ..run import PROGRESS_SECONDS, progress_bar
+
+    bar = progress_bar(rs.steps, sim.n, step0, progress)
+    # epochs timed one by one; a visible bar moves every second or so (pieces adapt to the speed)
+    cuts = np.cumsum(rs.finite_sum.epoch_of_steps(rs.steps)) if rs.finite_sum is not None else None
+    piece_seconds = None if bar.hidden else PROGRESS_SECONDS / 2
+    file_bytes = rs.file_bytes()
+    writer = _Writer(depth=1, inline=file_bytes < THREAD_MIN_BYTES)
     raw: _RawChunks | None = None
     chunk_times: list[tuple[int, float]] = []  # (steps, seconds) of each chunk of this process
     try:
         if not resuming:
             _create_layout(f, sim, rc, compression)
             f.flush()
-        raw = _RawChunks(tmp, direct=rs.file_bytes() >= DIRECT_MIN_BYTES)
+        raw = _RawChunks(tmp, direct=file_bytes >= DIRECT_MIN_BYTES)
         rec = rec0
         last_checkpoint = time.perf_counter()
         for t1 in ends:
             if t1 <= sim.step:
                 continue
-            step_before, t_chunk = sim.step, time.perf_counter()
-            recs = sim.advance(t1, with_initial=rec == 0)  # record 0 goes with the first chunk
+            # record 0 goes with the first chunk
+            recs, times = sim.advance_timed(t1, with_initial=rec == 0, cuts=cuts, seconds=piece_seconds,
+                                            on_piece=lambda s: bar.update(s - bar.n))  # fmt: skip
             now = time.perf_counter()
             snap = None
-            if t1 == rs.steps or now - last_checkpoint >= checkpoint_every:
+            if now - last_checkpoint >= checkpoint_every:
                 snap = _snapshot(sim)
                 last_checkpoint = now
             r0, step_now = rec, sim.step
@@ -741,7 +748,7 @@ def _write_run_locked(
             rec_now = rec
 
             mets = sim.metrics.at(recs.x) if sim.metrics is not None else {}
-            chunk_times.append((t1 - step_before, time.perf_counter() - t_chunk))
+            chunk_times.extend(times)
 
             def job(r0=r0, recs=recs, snap=snap, step_now=step_now, rec_now=rec_now, mets=mets) -> None:
                 _write_records(f, raw, r0, recs.x, recs.loss)
@@ -752,7 +759,6 @@ def _write_run_locked(
                         on_checkpoint(step_now)
 
             writer.put(job)
-            bar.update(t1 - bar.n)
         loss, gn = sim.finish()
         writer.close()
         raw.close()
@@ -766,6 +772,8 @@ def _write_run_locked(
             _write_epochs(f, rs.finite_sum.epoch_of_steps(rs.steps), chunk_times, step0)
         f.attrs.update({"finished": _now(), "wall_time": time.perf_counter() - t_start,
                         "compile_time": sim.compile_time, "complete": True})  # fmt: skip
+        f.flush()  # a complete file on disk: killed from here on, a resume only moves it into place
+        _drop_checkpoint(f)
         f.close()
         bar.close()
     except BaseException:
@@ -808,203 +816,3 @@ def _is_complete(path: Path) -> bool:
             return bool(f.attrs.get("complete", False))
     except OSError:
         return False
-
-
-# ----------------------------------------------------------------------------- reader
-
-
-def shard_sources(f: h5py.File) -> set[str]:
-    """The shard files a sharded run's index declares (attribute ``shards``): relative paths
-    inside the index's folder only (no absolute path, no ``..``); empty for other files."""
-    try:
-        names = json.loads(f.attrs.get("shards", "[]"))
-    except (TypeError, ValueError):
-        return set()
-    ok = set()
-    for name in names if isinstance(names, list) else []:
-        p = Path(str(name))
-        if not p.is_absolute() and ".." not in p.parts:
-            ok.add(str(name))
-    return ok
-
-
-def foreign_storage(f: h5py.File, allowed_sources: set[str] | frozenset[str] = frozenset()) -> str | None:
-    """What in an HDF5 file reads data from outside it (external links, external storage,
-    virtual datasets), or None. Such files are refused as inputs: reading them would
-    copy whatever other local file they point at. ``allowed_sources``: files a virtual
-    dataset may read (a sharded run's index reads its own shards)."""
-    stack: list[tuple[str, h5py.Group]] = [("", f)]
-    while stack:
-        prefix, grp = stack.pop()
-        for name in grp:
-            where = f"{prefix}/{name}"
-            link = grp.get(name, getlink=True)
-            if isinstance(link, h5py.ExternalLink):
-                return f"{where} is an external link to {link.filename}"
-            if isinstance(link, h5py.SoftLink):
-                continue  # points inside the file; its target is visited as itself
-            obj = grp.get(name)
-            if isinstance(obj, h5py.Dataset):
-                if obj.external:
-                    return f"{where} keeps its data in external files ({obj.external[0][0]!r})"
-                if obj.is_virtual and not all(v.file_name in allowed_sources for v in obj.virtual_sources()):
-                    return f"{where} is a virtual dataset (its data lives in other files)"
-            elif isinstance(obj, h5py.Group):
-                stack.append((where, obj))
-    return None
-
-
-_REQUIRED_ATTRS = ("format_version", "spec", "steps", "record_every", "dtype", "target", "seed", "rng", "created",
-                   "finished", "descentlab_version", "numba_version", "numpy_version", "h5py_version",
-                   "hdf5_version")  # fmt: skip
-
-
-class RunFile:
-    """A run file opened for reading; datasets are lazy ``h5py.Dataset`` objects.
-
-    Attributes: ``spec`` (the resolved spec, a dict), ``attrs`` (root attributes),
-    ``complete``, ``steps_done``; properties give the datasets of the run-file
-    table (``init_x``, ``trajectory_step``, ``trajectory_x``, ``trajectory_loss``,
-    ``final_x``, ``final_loss``, ``final_grad_norm``, ``status``, ``stop_step``).
-    For a partial file only the first ``records`` records are valid.
-    """
-
-    def __init__(self, path: str | Path, locking: bool | None = None) -> None:
-        self.path = Path(path)
-        try:
-            self.file = h5py.File(self.path, "r", locking=locking)
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot open as HDF5 ({exc})") from None
-        try:
-            if self.file.attrs.get("format") != FORMAT:
-                raise StoreError(f"{self.path}: not a descentlab run file")
-            self.attrs = dict(self.file.attrs)
-            # a temporary file is never complete, even in the instant between its last write and the rename
-            self.complete = bool(self.attrs.get("complete", False)) and not self.path.name.endswith(PARTIAL_SUFFIX)
-            self.spec: dict[str, Any] = self._validate()
-            self.steps_done = int(self.attrs.get("steps_done", 0))
-        except BaseException:
-            self.file.close()
-            raise
-
-    def _validate(self) -> dict[str, Any]:
-        """The spec of a well-formed run file; :class:`StoreError` naming what is missing or broken."""
-        bad = f"{self.path}: damaged or foreign run file"
-        missing = [k for k in _REQUIRED_ATTRS if k not in self.attrs]
-        if missing:
-            raise StoreError(f"{bad}: no root attribute {missing[0]!r}")
-        try:
-            spec = json.loads(self.attrs["spec"])
-        except (TypeError, ValueError):
-            raise StoreError(f"{bad}: its spec attribute is not valid JSON") from None
-        if (not isinstance(spec, dict) or not isinstance(spec.get("landscape"), dict)
-                or not {"name", "dim"} <= set(spec["landscape"]) or "optimizer" not in spec):  # fmt: skip
-            raise StoreError(f"{bad}: its spec attribute is not a run spec")
-        needed = ["init/x", "trajectory/step", "trajectory/x", "trajectory/loss"]
-        needed += [f"final/{k}" for k in ("x", "loss", "grad_norm", "status", "stop_step")] if self.complete else []
-        for name in needed:
-            if not isinstance(self.file.get(name), h5py.Dataset):
-                raise StoreError(f"{bad}: no dataset /{name}")
-        foreign = foreign_storage(self.file, shard_sources(self.file))
-        if foreign:
-            raise StoreError(f"{self.path}: refused: {foreign}")
-        if self.file["trajectory/x"].ndim != 3:
-            raise StoreError(f"{bad}: /trajectory/x is not (particles, records, dims)")
-        if not self.complete and "records" not in getattr(self.file.get("checkpoint"), "attrs", {}):
-            raise StoreError(f"{bad}: an incomplete run without a /checkpoint")
-        return spec
-
-    def __getitem__(self, key: str) -> Any:
-        return self.file[key]
-
-    def __enter__(self) -> RunFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.file.close()
-
-    @property
-    def records(self) -> int:
-        """Number of valid records (all of them in a complete file)."""
-        if self.complete:
-            return int(self.file["trajectory/step"].shape[0])
-        return int(self.file["checkpoint"].attrs["records"])
-
-    init_x = property(lambda self: self.file["init/x"])
-    trajectory_step = property(lambda self: self.file["trajectory/step"])
-    trajectory_x = property(lambda self: self.file["trajectory/x"])
-    trajectory_loss = property(lambda self: self.file["trajectory/loss"])
-    final_x = property(lambda self: self.file["final/x"])
-    final_loss = property(lambda self: self.file["final/loss"])
-    final_grad_norm = property(lambda self: self.file["final/grad_norm"])
-    status = property(lambda self: self.file["final/status"])
-    stop_step = property(lambda self: self.file["final/stop_step"])
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(N particles, R records, D dims)."""
-        n, r, d = self.file["trajectory/x"].shape
-        return int(n), int(r), int(d)
-
-    def status_counts(self) -> dict[str, int] | None:
-        """Particles per final status (None while the run is incomplete)."""
-        if not self.complete:
-            return None
-        counts = np.bincount(self.file["final/status"][...].astype(np.int64), minlength=len(STATUS_CODES))
-        return {name: int(counts[k]) for k, name in STATUS_CODES.items()}
-
-    def trajectory(self, particle: int) -> np.ndarray:
-        """Recorded positions (R, D) of one particle."""
-        return self.file["trajectory/x"][particle, : self.records, :]
-
-    def datasets(self) -> Iterator[tuple[str, h5py.Dataset]]:
-        """Every dataset in the file as (path, dataset)."""
-        found: list[tuple[str, h5py.Dataset]] = []
-        self.file.visititems(lambda name, obj: found.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
-        return iter(found)
-
-    def describe(self) -> str:
-        """A human-readable summary (what ``descentlab info`` prints)."""
-        a, s = self.attrs, self.spec
-        n, r, d = self.shape
-        size = self.path.stat().st_size
-        lines = [
-            f"{self.path}: descentlab run file (format {a['format_version']}), "
-            + ("complete" if self.complete else f"INCOMPLETE ({self.steps_done} of {a['steps']} steps checkpointed)"),
-            f"  landscape   {s['landscape']['name']} (dim {s['landscape']['dim']})",
-            f"  optimizer   {json.dumps(s['optimizer'])}",
-            f"  particles   {n}   steps {a['steps']}   record_every {a['record_every']}   "
-            f"records {self.records}/{r}   dims {d}",
-            f"  dtype {a['dtype']}   target {a['target']}   seed {a['seed']}   rng {a['rng']}",
-            f"  created {a['created']}   finished {a['finished'] or '-'}"
-            + (f"   wall {a['wall_time']:.3g} s" if "wall_time" in a else "")
-            + (f" (+ {a['compile_time']:.3g} s compiling/loading kernels)" if "compile_time" in a else ""),
-            f"  versions    descentlab {a['descentlab_version']}, numba {a['numba_version']}, "
-            f"numpy {a['numpy_version']}, h5py {a['h5py_version']} (HDF5 {a['hdf5_version']})",
-            f"  file size   {size / 2**20:.1f} MiB",
-        ]
-        counts = self.status_counts()
-        if counts is not None:
-            lines.append("  status      " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
-        lines.append("  datasets")
-        for name, ds in self.datasets():
-            if name.startswith("checkpoint/"):
-                continue
-            lines.append(f"    /{name:<22} {ds.shape!s:<20} {ds.dtype}")
-        lines.append("  spec        " + json.dumps(s, sort_keys=True))
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        n, r, d = self.shape
-        return f"RunFile({str(self.path)!r}, N={n}, R={r}, D={d}, complete={self.complete})"
-
-
-def open_run(path: str | Path, *, locking: bool | None = None) -> RunFile:
-    """Open a run file for reading (lazy datasets; no Numba compilation).
-
-    ``locking=False`` lets a reader look at a file that a run is still writing.
-    """
-    return RunFile(path, locking=locking)

@@ -32,7 +32,7 @@ permutation of the training set per (particle, epoch)
 (:mod:`descentlab.data.batches`). Initial parameters follow the per-layer
 schemes of :mod:`descentlab.models.init` (default ``torch_default``).
 
-Metrics (:func:`record_metrics`): the test loss at each record, and train/test
+Metrics (:class:`Metrics`): the test loss at each record, and train/test
 accuracy for classifiers, evaluated by the same compiled kernel on the data
 packed differently; at initialization, per-layer activation and
 back-propagated gradient statistics (:func:`init_stats`).
@@ -46,8 +46,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from ..core.tables import StrictTable, validate_table
 from ..data.batches import batches_per_epoch, steps_for_epochs
 from ..data.datasets import Dataset, load_dataset
 from ..landscapes.base import Landscape
@@ -70,29 +71,31 @@ MODEL_BLOCK = 32
 _STATS_CHUNK = 64
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+class ModelTable(StrictTable):
+    """``[landscape]`` of a model trained on data."""
+
+    name: str = Field(description="mlp, linear_regression, logistic_regression or product_model")
+    hidden: list[int] = Field(default_factory=list, description="mlp: widths of the hidden layers")
+    activation: str | list[str] = Field(default="tanh", description="mlp: tanh, relu, sigmoid (one, or one per layer)")
+    loss: Literal["mse", "cross_entropy"] | None = Field(default=None, description="default: by the data's task")
+    batch_norm: bool = Field(default=False, description="mlp: batch normalization after each hidden layer")
+    dim: int | None = Field(default=None, description="optional check: the number of parameters")
 
 
-class ModelTable(_Strict):
-    name: str
-    hidden: list[int] = Field(default_factory=list)
-    activation: str | list[str] = "tanh"
-    loss: Literal["mse", "cross_entropy"] | None = None
-    batch_norm: bool = False
-    dim: int | None = None
+class BatchPhase(StrictTable):
+    """One phase of a batch-size schedule."""
+
+    size: int = Field(gt=0, description="batch size")
+    epochs: int | None = Field(default=None, gt=0, description="epochs of this phase (not for the last one)")
 
 
-class BatchPhase(_Strict):
-    size: int = Field(gt=0)
-    epochs: int | None = Field(default=None, gt=0)
+class BatchTable(StrictTable):
+    """``[batch]``: minibatches of a model run."""
 
-
-class BatchTable(_Strict):
-    size: int | None = Field(default=None, gt=0)
-    shuffle: bool = True
-    drop_last: bool = False
-    schedule: list[BatchPhase] | None = None
+    size: int | None = Field(default=None, gt=0, description="batch size (default: the whole training set)")
+    shuffle: bool = Field(default=True, description="a fresh permutation per particle and epoch")
+    drop_last: bool = Field(default=False, description="drop the short last batch of an epoch")
+    schedule: list[BatchPhase] | None = Field(default=None, description="batch-size phases instead of size")
 
 
 @dataclass(frozen=True)
@@ -168,21 +171,19 @@ def parse_finite_sum(
     land_table: Mapping[str, Any],
     data_table: Mapping[str, Any] | None,
     batch_table: Mapping[str, Any],
-    validate: Any,
 ) -> tuple[FiniteSum, Landscape, dict[str, Any]]:
     """Validate the model, data and batch tables; returns (problem, landscape, resolved landscape table).
 
-    ``validate(cls, data, prefix)`` is the spec module's pydantic wrapper (its
-    errors name the field). Raises ValueError ``"field: message"``.
+    Raises :class:`~descentlab.core.tables.SpecError` or ValueError ``"field: message"``.
     """
-    mt: ModelTable = validate(ModelTable, land_table, "landscape")
+    mt: ModelTable = validate_table(ModelTable, land_table, "landscape")
     if data_table is None:
         raise _err("data", f"a {mt.name} landscape is trained on a data set; add a [data] table (e.g. name = 'digits')")
     try:
         data = load_dataset(data_table)
     except ImportError as exc:
         raise _err("data.name", str(exc)) from None
-    bt: BatchTable = validate(BatchTable, batch_table, "batch")
+    bt: BatchTable = validate_table(BatchTable, batch_table, "batch")
     kind = MODEL_LANDSCAPES[mt.name]
     n_out = data.n_classes if data.task == "classification" else data.y_train.shape[1]
     assert n_out is not None

@@ -29,14 +29,14 @@ from typing import Any
 import numba
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
-#: The parts of the package whose code can end up in compiled kernels (math, adapters,
-#: RNG, schedules, minibatches, models). Host-only modules (CLI, store, analysis) are
+#: The parts of the package whose code can end up in compiled kernels (the ground floor: RNG,
+#: schedules, status; math, adapters, minibatches, models). Host-only modules (CLI, store, analysis) are
 #: left out, so editing them does not recompile every kernel.
-KERNEL_SOURCES = ("_jit.py", "kernels", "landscapes", "optimizers", "models", "data")
+KERNEL_SOURCES = ("_jit.py", "core", "kernels", "landscapes", "optimizers", "models", "data")
 
 
 @functools.cache
