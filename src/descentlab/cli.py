@@ -380,6 +380,15 @@ def benchmarks_dir() -> Path:
                     "or set DESCENTLAB_BENCHMARKS")  # fmt: skip
 
 
+def _add_experiments() -> None:
+    from .experiments.cli import experiment_app
+
+    app.add_typer(experiment_app, name="experiment")
+
+
+_add_experiments()
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .engine.spec import SpecError
     from .engine.store import StoreError
