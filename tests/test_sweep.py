@@ -450,3 +450,25 @@ def test_local_executor_runs_small_points_at_once(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.json"), str(tmp_path / "alone.h5")], check=True,
                    env={**os.environ, "NUMBA_NUM_THREADS": "1"})  # fmt: skip
     assert_same_run(tmp_path / "at_once" / p.file_name, tmp_path / "alone.h5")
+
+
+def test_relative_file_names_resolve_against_the_sweep_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As for a run spec: a sweep TOML's relative file names are relative to its folder, whatever the
+    current folder, and the points' tasks carry the absolute names (with their SHA-256)."""
+    sub = tmp_path / "specs"
+    sub.mkdir()
+    np.save(sub / "starts.npy", np.array([[1.0, 1.0], [-2.0, 3.0], [3.5, -1.5]]))
+    (sub / "s.toml").write_text(TOML.replace('[init]\nscheme = "uniform"\nlow = -5.0\nhigh = 5.0',
+                                             '[init]\nscheme = "points"\nfile = "starts.npy"')
+                                .replace("particles = 64\n", ""))  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    plan = expand(sub / "s.toml")
+    for p in plan.points:
+        assert p.resolved["init"]["file"] == str(sub / "starts.npy")
+        assert p.run.particles == 3
+    rc, _, err = call("sweep", str(sub / "s.toml"), "-o", str(tmp_path / "out"))
+    assert rc == 0, err
+    with h5py.File(tmp_path / "out" / plan.points[0].file_name, "r") as f:
+        np.testing.assert_array_equal(f["init/x"][...], np.load(sub / "starts.npy"))

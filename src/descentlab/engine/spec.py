@@ -378,15 +378,17 @@ def _check_init_range(init: dict[str, Any], dim: int, box: tuple[float, float], 
                 raise _fail("init.points", f"values beyond the range of {dtype} (largest {np.max(np.abs(pts)):.3g})")
 
 
-def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = True) -> RunSpec:
+def parse_spec(spec: Mapping[str, Any] | str | Path, *, memory_check: bool = True,
+               base_dir: str | Path | None = None) -> RunSpec:  # fmt: skip
     """Validate a spec (dict or TOML path) into a :class:`RunSpec`; raises :class:`SpecError`.
 
     Relative file names (``init.file``, ``data.file``) are resolved against the
     spec file's folder (the current folder for a dict); the resolved spec holds
     the absolute paths and the files' SHA-256 (``init.sha256``, ``data.sha256``).
     ``memory_check=False`` skips :func:`check_memory` (e.g. to analyse a finished run).
+    ``base_dir``: the folder relative file names of a dict resolve against (a sweep's spec file's).
     """
-    base = Path.cwd()
+    base = Path.cwd() if base_dir is None else Path(base_dir).expanduser().absolute()
     if isinstance(spec, str | Path):
         base = Path(spec).expanduser().absolute().parent
         spec = load_toml(spec)

@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -190,6 +191,20 @@ class Experiment:
         from ._toml import dumps
 
         for key, spec in res.specs.items():
-            (specs_dir / f"{key}.toml").write_text(dumps(spec))
+            (specs_dir / f"{key}.toml").write_text(dumps(_relative_paths(spec, folder, specs_dir)))
         (folder / "result.json").write_text(res.to_json())
         return res
+
+
+def _relative_paths(node: Any, inside: Path, start: Path) -> Any:
+    """``node`` with every absolute path to a file under ``inside`` written relative to ``start``
+    (a spec's files are found relative to the spec file's folder), so a report can be moved."""
+    if isinstance(node, dict):
+        return {k: _relative_paths(v, inside, start) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_relative_paths(v, inside, start) for v in node]
+    if isinstance(node, str) and os.path.isabs(node):
+        path = Path(node).resolve()
+        if path.is_relative_to(inside.resolve()):
+            return os.path.relpath(path, start.resolve())
+    return node

@@ -74,7 +74,9 @@ def run_sweep(
     out.mkdir(exist_ok=True)
     write_sweep_index(out, plan)
     ex = executor or LocalExecutor()
-    tasks = [Task(f"descentlab-point-{p.index}-{p.hash}", p.spec, str(out / p.file_name), run=p.run)
+    # workers get the resolved spec: absolute file names and their SHA-256, so a relative name can
+    # neither miss nor find another file in a worker's folder
+    tasks = [Task(f"descentlab-point-{p.index}-{p.hash}", p.resolved, str(out / p.file_name), run=p.run)
              for p in plan.points]  # fmt: skip
     known: dict[str, tuple[str, dict[str, Any]]] = {}
 
@@ -218,10 +220,10 @@ def run_sharded(
     Shard ``j`` is ``OUT.shardJJJ-of-KKK.h5`` next to ``out``; ``out`` presents
     ``/init``, ``/trajectory``, ``/final`` as one run file does (virtual datasets).
     """
-    from ..engine.spec import load_toml, parse_spec
+    from ..engine.spec import RunSpec, parse_spec
 
-    raw = load_toml(spec) if isinstance(spec, str | Path) else dict(spec)
-    rs = parse_spec(raw)
+    rs = spec if isinstance(spec, RunSpec) else parse_spec(spec)  # a TOML's files: relative to its folder
+    raw = rs.resolved  # what the workers parse: absolute file names with their SHA-256
     out = Path(out)
     if shards < 1 or shards > rs.particles:
         raise StoreError(f"--shards: expected 1..{rs.particles} (the particles), got {shards}")
@@ -239,7 +241,7 @@ def run_sharded(
             p.unlink(missing_ok=True)
             partial_path(p).unlink(missing_ok=True)
     ex = executor or LocalExecutor()
-    tasks = [Task(f"descentlab-shard-{j}-of-{shards}-{out.name}", raw, str(p), r)
+    tasks = [Task(f"descentlab-shard-{j}-of-{shards}-{out.name}", raw, str(p), r, run=rs)
              for j, (p, r) in enumerate(zip(paths, shard_ranges(rs.particles, shards), strict=True))]  # fmt: skip
     ex.run(tasks, progress=progress, unit="shard", chunk_steps=chunk_steps, checkpoint_every=checkpoint_every)
     try:

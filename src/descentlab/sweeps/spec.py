@@ -234,7 +234,9 @@ def expand(spec: Mapping[str, Any] | str | Path) -> SweepPlan:
     :class:`SpecError` (``sweep point 3 (optimizer.lr=-1.0): optimizer.lr: must be > 0``)
     before anything runs.
     """
+    folder = None  # relative file names resolve against the spec file's folder, as for a run spec
     if isinstance(spec, str | Path):
+        folder = Path(spec).expanduser().absolute().parent
         spec = load_toml(spec)
     if not isinstance(spec, Mapping):
         raise SpecError(f"spec: expected a table, got {type(spec).__name__}")
@@ -260,7 +262,7 @@ def expand(spec: Mapping[str, Any] | str | Path) -> SweepPlan:
                     used[j] = True
                     for k, v in o["set"].items():
                         set_dotted(pspec, k, v)
-            rs = parse_spec(pspec)
+            rs = parse_spec(pspec, base_dir=folder)
         except SpecError as exc:
             raise SpecError(f"{where}: {exc}") from None
         points.append(Point(index, values, pspec, rs))
