@@ -698,6 +698,10 @@ def _write_run_locked(
         if diff:
             raise StoreError(f"{diff}: differs from the spec of the partial run {tmp}; cannot resume")
         if finished:  # killed after the run completed, before the file was moved into place
+            with h5py.File(tmp, "r+") as f:
+                _drop_checkpoint(f)
+                if "wall_time" not in f.attrs:  # not measured: the process that ran it was killed
+                    f.attrs.update({"finished": _now(), "wall_time": float("nan"), "compile_time": float("nan")})
             os.replace(tmp, out)
             return out
     if disk_check is not None:  # compressed sizes are not known in advance
@@ -770,10 +774,11 @@ def _write_run_locked(
         fin["stop_step"][...] = sim.stop_step
         if rs.finite_sum is not None:
             _write_epochs(f, rs.finite_sum.epoch_of_steps(rs.steps), chunk_times, step0)
+        # No flush from here to the close: killed before it, the file on disk is the one of the last
+        # checkpoint (a resume continues from there); closed but not yet renamed, a resume moves it.
+        _drop_checkpoint(f)  # first: the slots are the file's last storage, so the file shrinks
         f.attrs.update({"finished": _now(), "wall_time": time.perf_counter() - t_start,
                         "compile_time": sim.compile_time, "complete": True})  # fmt: skip
-        f.flush()  # a complete file on disk: killed from here on, a resume only moves it into place
-        _drop_checkpoint(f)
         f.close()
         bar.close()
     except BaseException:
