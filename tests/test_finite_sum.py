@@ -6,6 +6,7 @@ Every run here uses SGD in float64, so the file compiles one model kernel
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +231,24 @@ def test_example_spec_parses() -> None:
     rs = parse_spec(Path(__file__).parent.parent / "examples" / "digits_mlp.toml")
     assert rs.finite_sum.model.dim == 64 * 32 + 32 + 32 * 10 + 10
     assert rs.steps == 10 * 45 and rs.record_every == 45  # 1438 training images, batches of 32
+
+
+def test_parameter_layout_in_result_and_run_file(tmp_path: Path) -> None:
+    """/model/layout and Result.layout: the tensors tile the flat vector, in the model's order."""
+    spec = _spec(run={"particles": 6, "epochs": 1, "record_every_epochs": 1, "seed": 3},
+                 landscape={"name": "mlp", "hidden": [4, 3], "activation": "tanh"})  # fmt: skip
+    res = dl.simulate(spec)
+    rows = res.layout
+    dim = res.final_x.shape[1]
+    assert [r["name"] for r in rows] == [e.name for e in parse_spec(spec).finite_sum.model.layout]
+    assert rows[0]["offset"] == 0 and sum(r["size"] for r in rows) == dim
+    assert all(a["offset"] + a["size"] == b["offset"] for a, b in itertools.pairwise(rows))
+    assert all(int(np.prod(r["shape"])) == r["size"] for r in rows)
+    w0 = rows[0]  # the first weight: (hidden, inputs) with the layer's fans
+    assert w0["kind"] == "weight" and w0["shape"] == (4, w0["fan_in"]) and w0["fan_out"] == 4
+    out = write_run(spec, tmp_path / "m.h5", progress=False)
+    with dl.open_run(out) as f:
+        assert f.layout == rows
+    plain = dl.simulate({"run": {"particles": 2, "steps": 2}, "landscape": {"name": "himmelblau"},
+                         "optimizer": {"name": "sgd"}})  # fmt: skip
+    assert plain.layout == []

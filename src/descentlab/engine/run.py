@@ -308,6 +308,19 @@ class Result:
             attrs={"wall_time": self.wall_time, "compile_time": self.compile_time},
         )  # fmt: skip
 
+    @property
+    def layout(self) -> list[dict[str, Any]]:
+        """A model run's parameter layout: one dict per tensor (name, kind, offset, size, shape,
+        fan_in, fan_out; :func:`descentlab.models.layout.layout_records`); empty otherwise."""
+        from .spec import parse_spec
+
+        rs = parse_spec(self.spec, memory_check=False)
+        if rs.finite_sum is None:
+            return []
+        from ..models.layout import layout_records
+
+        return layout_records(rs.finite_sum.model.layout)
+
     def status_counts(self) -> dict[str, int]:
         return {name: int(np.sum(self.status == k)) for k, name in STATUS_CODES.items()}
 

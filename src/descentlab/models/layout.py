@@ -73,3 +73,15 @@ def check_layout(layout: Sequence[LayerEntry], dim: int) -> None:
         covered = entry.stop
     if covered != dim:
         raise ValueError(f"layout covers {covered} coordinates, the parameter vector has {dim}")
+
+
+#: Fields of a layout as a table (:func:`layout_records`), as stored in a run file's ``/model/layout``.
+LAYOUT_FIELDS = ("name", "kind", "offset", "size", "shape", "fan_in", "fan_out")
+
+
+def layout_records(layout: Sequence[LayerEntry]) -> list[dict[str, object]]:
+    """One dict per tensor: ``name``, ``kind``, ``offset`` (first coordinate), ``size``, ``shape``
+    (tuple), ``fan_in``, ``fan_out`` - coordinates ``offset .. offset + size`` of the flat vector."""
+    return [{"name": e.name, "kind": e.kind, "offset": int(e.slice.start), "size": int(e.slice.stop - e.slice.start),
+             "shape": tuple(int(n) for n in e.shape), "fan_in": int(e.fan_in), "fan_out": int(e.fan_out)}
+            for e in layout]  # fmt: skip

@@ -112,6 +112,23 @@ class RunFile:
         n, r, d = self.file["trajectory/x"].shape
         return int(n), int(r), int(d)
 
+    @property
+    def layout(self) -> list[dict[str, Any]]:
+        """A model run's parameter layout (``/model/layout``: one dict per tensor - name, kind,
+        offset, size, shape, fan_in, fan_out); empty for a landscape without one."""
+        if "model/layout" not in self.file:
+            return []
+        out = []
+        for row in self.file["model/layout"][...]:
+            r = {k: row[k] for k in row.dtype.names}
+            for k in ("name", "kind", "shape"):
+                r[k] = r[k].decode() if isinstance(r[k], bytes) else str(r[k])
+            for k in ("offset", "size", "fan_in", "fan_out"):
+                r[k] = int(r[k])
+            r["shape"] = tuple(int(n) for n in r["shape"].split("x") if n)
+            out.append(r)
+        return out
+
     def status_counts(self) -> dict[str, int] | None:
         """Particles per final status (None while the run is incomplete)."""
         if not self.complete:

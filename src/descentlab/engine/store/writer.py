@@ -271,12 +271,29 @@ def _particles_per_chunk(n: int, per_particle: int) -> int:
     return int(max(1, min(n, want)))
 
 
+def _write_model_layout(f: h5py.File, layout: Any) -> None:
+    """``/model/layout`` (T,): one row per tensor of the flat parameter vector - name, kind, offset,
+    size, shape (text, e.g. "32x64"), fan_in, fan_out (see :mod:`descentlab.models.layout`)."""
+    from ...models.layout import layout_records
+
+    rows = layout_records(layout)
+    text = h5py.string_dtype()
+    dt = np.dtype([("name", text), ("kind", text), ("offset", np.int64), ("size", np.int64), ("shape", text),
+                   ("fan_in", np.int64), ("fan_out", np.int64)])  # fmt: skip
+    table = np.array([(r["name"], r["kind"], r["offset"], r["size"], "x".join(str(n) for n in r["shape"]),
+                       r["fan_in"], r["fan_out"]) for r in rows], dtype=dt)  # fmt: skip
+    g = f.create_group("model")
+    g.create_dataset("layout", data=table)
+    g.attrs["note"] = "coordinates offset .. offset + size of the flat parameter vector hold tensor `name`"
+
+
 def _create_finite_sum_layout(f: h5py.File, sim: Simulation, rc: int, p_t: h5py.Dataset, r_t: h5py.Dataset,
                               chunks: tuple[int, ...]) -> None:  # fmt: skip
     """``/data`` (the data set, and how to rebuild it) and ``/metrics`` of a model run."""
     from ...problems.finite_sum import init_stats
 
     fs = sim.spec.finite_sum
+    _write_model_layout(f, fs.model.layout)
     d = f.create_group("data")
     d.attrs["description"] = json.dumps(fs.data.description, default=str)
     d.attrs.update({"name": fs.data.name, "task": fs.data.task})
