@@ -252,3 +252,37 @@ def test_parameter_layout_in_result_and_run_file(tmp_path: Path) -> None:
     plain = dl.simulate({"run": {"particles": 2, "steps": 2}, "landscape": {"name": "himmelblau"},
                          "optimizer": {"name": "sgd"}})  # fmt: skip
     assert plain.layout == []
+
+
+def test_layer_statistics_at_every_record(tmp_path: Path) -> None:
+    """Result.layer_statistics and the 'layers' analysis: per-layer statistics at each record; at record 0
+    they are the initialization statistics, and the weight-gradient norms match finite differences."""
+    from descentlab.analysis import analysis_path, analyze
+    from descentlab.models import reference
+
+    spec = _spec(run={"particles": 5, "epochs": 3, "record_every_epochs": 1, "seed": 3},
+                 landscape={"name": "mlp", "hidden": [4], "activation": "tanh"})  # fmt: skip
+    res = dl.simulate(spec)
+    st = res.layer_statistics()
+    n, r = res.trajectory_x.shape[:2]
+    assert set(st) == {"activation_mean", "activation_var", "gradient_mean", "gradient_var", "weight_grad_norm"}
+    assert all(v.shape == (n, r, 2) for v in st.values())  # two affine layers
+    for name in ("activation_mean", "activation_var", "gradient_mean", "gradient_var"):
+        np.testing.assert_allclose(st[name][:, 0], res.metrics[f"init_{name}"], rtol=1e-12, atol=1e-15)
+    assert not np.allclose(st["activation_var"][:, 0], st["activation_var"][:, -1])  # training changed them
+    fs = parse_spec(spec).finite_sum
+    x = res.trajectory_x[2, 1].astype(np.float64)
+    f = lambda p: float(reference.loss(fs.model, p[None], fs.data.x_train, fs.data.y_train)[0])  # noqa: E731
+    for j, e in enumerate(e for e in fs.model.layout if e.kind == "weight"):
+        g = np.empty(e.slice.stop - e.slice.start)
+        for k, c in enumerate(range(e.slice.start, e.slice.stop)):
+            h = np.zeros_like(x)
+            h[c] = 1e-6
+            g[k] = (f(x + h) - f(x - h)) / 2e-6
+        assert abs(st["weight_grad_norm"][2, 1, j] - np.linalg.norm(g)) <= 1e-6 * (1 + np.linalg.norm(g))
+    path = write_run(spec, tmp_path / "m.h5", progress=False)
+    analyze(path)
+    with h5py.File(analysis_path(path), "r") as fh:
+        g = fh["analysis/layers"]
+        rows = g["particle"][...]
+        np.testing.assert_allclose(g["weight_grad_norm"][...], st["weight_grad_norm"][rows], rtol=1e-10)

@@ -156,3 +156,45 @@ def test_a_registered_analysis_runs_is_summarised_written_and_drawn(dw3_file, tm
             assert f["analysis/final_spread"][0] == pytest.approx(expected)
     finally:
         del ANALYSES["final_spread"]
+
+
+def _fd_hessian(lm: LandscapeMath, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """Central differences of the analytic gradient: an obviously-right Hessian at x (D,)."""
+    d = x.shape[0]
+    out = np.empty((d, d))
+    for j in range(d):
+        e = np.zeros(d)
+        e[j] = h
+        out[:, j] = (lm.grad((x + e)[None])[0] - lm.grad((x - e)[None])[0]) / (2 * h)
+    return 0.5 * (out + out.T)
+
+
+def test_sharpness_and_trace_at_every_end_point_and_eigenvectors(tmp_path):
+    """/analysis/end_points: sharpness and trace at every particle's end point; attractors keep their
+    Hessian eigenvectors: both against finite differences of the gradient."""
+    import h5py
+
+    spec = {"run": {"particles": 300, "steps": 120, "seed": 2}, "landscape": {"name": "himmelblau"},
+            "optimizer": {"name": "adam", "lr": 0.05}, "stop": {"grad_tol": 0.0}}  # fmt: skip
+    path = write_run(spec, tmp_path / "h.h5", progress=False)
+    analyze(path)
+    lm = LandscapeMath(get_landscape("himmelblau"), {}, 2)
+    with h5py.File(path, "r") as f:
+        final = f["final/x"][...]
+    with h5py.File(analysis_path(path), "r") as f:
+        sharp = f["analysis/end_points/sharpness"][...]
+        trace = f["analysis/end_points/trace"][...]
+        lam = f["analysis/attractors/eigenvalues"][...]
+        vec = f["analysis/attractors/eigenvectors"][...]
+        pos = f["analysis/attractors/position"][...]
+    assert sharp.shape == trace.shape == (300,) and np.all(np.isfinite(sharp))
+    for j in (0, 7, 150, 299):  # every particle has its own numbers, not its attractor's
+        w = np.linalg.eigvalsh(_fd_hessian(lm, final[j]))
+        assert abs(sharp[j] - w[-1]) <= 1e-5 * (1 + abs(w[-1])) and abs(trace[j] - w.sum()) <= 1e-5 * (1 + abs(w.sum()))
+    assert vec.shape == (pos.shape[0], 2, 2)
+    for a in range(pos.shape[0]):
+        h = _fd_hessian(lm, pos[a])
+        for k in range(2):
+            v = vec[a, :, k]
+            assert abs(np.linalg.norm(v) - 1) < 1e-12
+            np.testing.assert_allclose(h @ v, lam[a, k] * v, atol=1e-5 * (1 + abs(lam[a, k])))

@@ -221,6 +221,9 @@ class CriticalPoints:
     sharpness: np.ndarray
     trace: np.ndarray
     index: np.ndarray
+    #: (K, D, D) unit eigenvectors, column j for eigenvalue j (ascending, as ``eigenvalues``) - None
+    #: where only the extremes were computed (models above :data:`DENSE_HESSIAN_MAX` parameters).
+    eigenvectors: np.ndarray | None = None
 
     @property
     def index_fraction(self) -> np.ndarray:
@@ -311,8 +314,9 @@ def analyze_points(lm: LandscapeMath, x: np.ndarray, eig_tol: float = EIG_TOL,
     h = lm.hess(x, compiled=compiled)
     ok = np.all(np.isfinite(h.reshape(k, -1)), axis=1)
     lam = np.full((k, lm.dim), np.nan)
+    vec = np.full((k, lm.dim, lm.dim), np.nan)
     if np.any(ok):
-        lam[ok] = np.linalg.eigvalsh(h[ok])
+        lam[ok], vec[ok] = np.linalg.eigh(h[ok])
     # gradient norm and loss at every point (plain Python, one vectorised call each): never NaN for a
     # count of points, only where the landscape itself is not finite
     gn = np.linalg.norm(lm.grad(x), axis=1)
@@ -324,7 +328,7 @@ def analyze_points(lm: LandscapeMath, x: np.ndarray, eig_tol: float = EIG_TOL,
     index = np.where(ok, index, np.nan)
     return CriticalPoints(
         positions=x, grad_norm=gn, losses=losses, eigenvalues=lam, classes=classes,
-        sharpness=lam[:, -1].copy(), trace=np.sum(lam, axis=1), index=index,
+        sharpness=lam[:, -1].copy(), trace=np.sum(lam, axis=1), index=index, eigenvectors=vec,
     )  # fmt: skip
 
 
@@ -343,7 +347,7 @@ def _not_computed(head: CriticalPoints, x: np.ndarray, lm: ModelMath) -> Critica
         positions=x, grad_norm=np.linalg.norm(lm.grad(x), axis=1), losses=lm.value(x),
         eigenvalues=pad(head.eigenvalues),
         classes=[*head.classes, *["not computed"] * (k - m)], sharpness=pad(head.sharpness), trace=pad(head.trace),
-        index=pad(head.index),
+        index=pad(head.index), eigenvectors=None if head.eigenvectors is None else pad(head.eigenvectors),
     )  # fmt: skip
 
 

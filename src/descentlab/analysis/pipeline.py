@@ -108,6 +108,7 @@ def analyze_arrays(
     trajectories, loss plane, sharpness along the trajectories; default for D > 2).
     ``progress``: a progress bar over the analyses (None: on a terminal only).
     """
+    from . import layers as _layers  # noqa: F401  (registers the per-layer statistics)
     from . import steps as _steps  # noqa: F401  (registers the core analyses)
     from . import views as _views  # noqa: F401  (registers the views)
     from .registry import ANALYSES, Context, Options

@@ -126,9 +126,15 @@ def _attractors_write(g: Any, r: dict[str, Any]) -> None:
         put(a, name, np.asarray(arr), ("attractor",))
     put(a, "position", att.positions, ("attractor", "dim"))
     put(a, "eigenvalues", cp.eigenvalues, ("attractor", "eigen"))
+    if cp.eigenvectors is not None and cp.positions.shape[1] <= EIGENVECTORS_MAX_DIM:
+        put(a, "eigenvectors", cp.eigenvectors, ("attractor", "dim", "eigen"),
+            attrs={"note": "column j (eigen = j) is the unit eigenvector of eigenvalues[:, j]"})  # fmt: skip
     for name, lst in {"name": att.names, "kind": att.kinds, "known": att.known, "classification": cp.classes}.items():
         put(a, name, lst, ("attractor",))
 
+
+#: Hessian eigenvectors of the attractors are stored up to this dimension ((K, D, D) values).
+EIGENVECTORS_MAX_DIM = 256
 
 register_analysis(Analysis("attractors", _attractors, _attractors_summary, _attractors_write))
 

@@ -350,3 +350,67 @@ def basin_slice(spec: Mapping[str, Any], center: np.ndarray, directions: np.ndar
     a = np.linspace(-span, span, resolution)
     return {"grid": ar.labels.reshape(resolution, resolution), "alpha": a, "beta": a.copy(),
             "names": list(ar.attractors.names), "analysis": ar}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- sharpness at every end point
+
+#: Hessian entries (particles x D x D) held at once when the end points' Hessians are dense.
+END_HESSIAN_BLOCK = 1 << 22
+#: End points of a model whose sharpness and trace are computed (the first ones; the others NaN).
+END_MODEL_MAX_POINTS = 256
+
+
+def sharpness_and_trace(lm: LandscapeMath, x: np.ndarray, max_points: int | None = None) -> tuple[np.ndarray, ...]:
+    """(sharpness (n,), trace (n,)) - the largest Hessian eigenvalue and the Hessian's trace - at each
+    of ``x`` (n, D); NaN where a coordinate or the Hessian is not finite. Dense Hessians (exact, in
+    blocks) up to :data:`~descentlab.analysis.critical.DENSE_HESSIAN_MAX` parameters; above, Lanczos
+    for the eigenvalue and a Hutchinson estimate of the trace. ``max_points``: only the first ones
+    (the others NaN)."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1, lm.dim)
+    n, d = x.shape
+    sharp, trace = np.full(n, np.nan), np.full(n, np.nan)
+    ok = np.flatnonzero(np.all(np.isfinite(x), axis=1))[: max_points if max_points is not None else n]
+    if isinstance(lm, ModelMath) and not lm.dense:
+        for j in ok:
+            lam, tr = lm.extremes(x[j], 1, seed=int(j))
+            sharp[j], trace[j] = lam[-1], tr
+        return sharp, trace
+    step = max(1, END_HESSIAN_BLOCK // max(1, d * d))
+    for a in range(0, ok.size, step):
+        idx = ok[a : a + step]
+        h = lm.hess(x[idx], compiled=None)
+        good = np.all(np.isfinite(h.reshape(idx.size, -1)), axis=1)
+        if np.any(good):
+            sharp[idx[good]] = np.linalg.eigvalsh(h[good])[:, -1]
+            trace[idx[good]] = np.trace(h[good], axis1=1, axis2=2)
+    return sharp, trace
+
+
+def _end_points(ctx: Context) -> dict[str, Any]:
+    cap = END_MODEL_MAX_POINTS if isinstance(ctx.lm, ModelMath) else None  # a model's Hessians are costly
+    sharp, trace = sharpness_and_trace(ctx.lm, ctx.final_x, cap)
+    skipped = int(np.sum(np.all(np.isfinite(ctx.final_x), axis=1)) - np.sum(np.isfinite(sharp)))
+    return {"end_points": {"sharpness": sharp, "trace": trace, "not_computed": skipped, "cap": cap}}
+
+
+def _end_points_summary(ctx: Context) -> dict[str, Any]:
+    e = ctx.results["end_points"]
+    s = e["sharpness"][np.isfinite(e["sharpness"])]
+    out: dict[str, Any] = {"end_sharpness_quantiles": {f"q{q}": float(np.quantile(s, q / 100)) for q in (10, 50, 90)}
+                           if s.size else None}  # fmt: skip
+    if e["not_computed"]:
+        out["end_sharpness_not_computed"] = (
+            f"{e['not_computed']} end points: a model's Hessians are computed at its first {e['cap']} end points "
+            "only (descentlab.analysis.views.END_MODEL_MAX_POINTS)")  # fmt: skip
+    return out
+
+
+def _end_points_write(g: Any, r: dict[str, Any]) -> None:
+    e = r["end_points"]
+    h = g.require_group("end_points")
+    put(h, "sharpness", e["sharpness"], ("particle",), attrs={"note": "largest Hessian eigenvalue at the end point"})
+    note = "trace of the Hessian at the end point (Hutchinson estimate above 256 parameters)"
+    put(h, "trace", e["trace"], ("particle",), attrs={"note": note})
+
+
+register_analysis(Analysis("end_points", _end_points, _end_points_summary, _end_points_write))

@@ -308,6 +308,18 @@ class Result:
             attrs={"wall_time": self.wall_time, "compile_time": self.compile_time},
         )  # fmt: skip
 
+    def layer_statistics(self, particles: Any = None) -> dict[str, np.ndarray]:
+        """Per-layer activation and gradient statistics at every record of a model run, each
+        (n, R, L) (see :mod:`descentlab.analysis.layers`); empty otherwise."""
+        from ..problems.finite_sum import layer_stats_at
+        from .spec import parse_spec
+
+        rs = parse_spec(self.spec, memory_check=False)
+        if rs.finite_sum is None:
+            return {}
+        rows = slice(None) if particles is None else np.asarray(particles, dtype=np.int64)
+        return layer_stats_at(rs.finite_sum, self.trajectory_x[rows])
+
     @property
     def layout(self) -> list[dict[str, Any]]:
         """A model run's parameter layout: one dict per tensor (name, kind, offset, size, shape,

@@ -106,25 +106,17 @@ def escape(trajectory_x: np.ndarray, record_steps: np.ndarray, center: np.ndarra
 
 
 def layer_stats(fs: Any, params: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-layer statistics over the training set at parameters ``params`` (n, D).
+    """Per-layer statistics over the training set at parameters ``params`` (n, D), each (n, L):
+    ``activation_mean``, ``activation_var``, ``gradient_mean``, ``gradient_var``, ``weight_grad_norm``
+    (:func:`descentlab.problems.finite_sum.layer_stats_at`)."""
+    from ..problems.finite_sum import layer_stats_at
 
-    ``activation_mean``, ``activation_var`` (each affine layer's output after
-    its activation; the last layer's are the logits) and ``gradient_var`` (the
-    back-propagated gradient at each layer's pre-activation), each (n, L).
-    """
-    from ..models.reference import activation_stats
-
-    st = activation_stats(fs.model, np.atleast_2d(params), fs.data.x_train, fs.data.y_train)
-    return {"activation_mean": st.act_mean, "activation_var": st.act_var, "gradient_var": st.grad_var}
+    return layer_stats_at(fs, np.atleast_2d(np.asarray(params, dtype=np.float64)))
 
 
 def layer_grad_norms(fs: Any, params: np.ndarray) -> np.ndarray:
     """(n, L) Euclidean norm of the full-batch loss gradient w.r.t. each layer's weight matrix."""
-    from ..models.reference import gradient
-
-    g = gradient(fs.model, np.atleast_2d(np.asarray(params, dtype=np.float64)), fs.data.x_train, fs.data.y_train)
-    weights = [e.slice for e in fs.model.layout if e.kind == "weight"]
-    return np.stack([np.linalg.norm(g[:, s], axis=1) for s in weights], axis=1)
+    return layer_stats(fs, params)["weight_grad_norm"]
 
 
 def unit_spread(fs: Any, params: np.ndarray, layer: int = 0) -> np.ndarray:

@@ -319,3 +319,23 @@ def init_stats(fs: FiniteSum, init_x: np.ndarray) -> dict[str, np.ndarray]:
         parts["gradient_mean"].append(st.grad_mean)
         parts["gradient_var"].append(st.grad_var)
     return {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+
+
+def layer_stats_at(fs: FiniteSum, positions: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`init_stats` at any positions ``positions`` (..., D) - e.g. a trajectory (n, R, D) - plus
+    ``weight_grad_norm``: the norm of the full-batch loss gradient w.r.t. each layer's weight matrix
+    (vanishing / exploding gradients); each (..., L). Empty for the product model."""
+    from ..models.reference import gradient
+
+    if fs.model.kind == "product":
+        return {}
+    x = np.asarray(positions, dtype=np.float64)
+    lead, d = x.shape[:-1], x.shape[-1]
+    flat = x.reshape(-1, d)
+    out = {k: v.reshape(*lead, -1) for k, v in init_stats(fs, flat).items()}
+    weights = [e.slice for e in fs.model.layout if e.kind == "weight"]
+    parts = [gradient(fs.model, flat[a : a + _STATS_CHUNK], fs.data.x_train, fs.data.y_train)
+             for a in range(0, flat.shape[0], _STATS_CHUNK)]  # fmt: skip
+    g = np.concatenate(parts) if parts else np.zeros((0, d))
+    out["weight_grad_norm"] = np.stack([np.linalg.norm(g[:, s], axis=1) for s in weights], axis=1).reshape(*lead, -1)
+    return out
