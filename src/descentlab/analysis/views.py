@@ -279,8 +279,8 @@ def _sharpness(ctx: Context) -> dict[str, Any] | None:
     rows = _sample(ctx.n, k)
     traj = _read(ctx.data.trajectory_x, rows)[:, cols]
     s, r, d = traj.shape
-    sharp = largest_eigenvalue(ctx.lm, traj.reshape(-1, d)).reshape(s, r)
-    return {"sharpness_path": {"particle": rows, "step": rec[cols], "sharpness": sharp,
+    sharp, trace = (a.reshape(s, r) for a in sharpness_and_trace(ctx.lm, traj.reshape(-1, d)))
+    return {"sharpness_path": {"particle": rows, "step": rec[cols], "sharpness": sharp, "trace": trace,
                                "limit": _stability_limit(ctx.spec)}}  # fmt: skip
 
 
@@ -294,6 +294,7 @@ def _sharpness_write(g: Any, r: dict[str, Any]) -> None:
     put(h, "particle", p["particle"], ("sample",))
     put(h, "step", p["step"], ("record",))
     put(h, "sharpness", p["sharpness"], ("sample", "record"))
+    put(h, "trace", p["trace"], ("sample", "record"))
 
 
 def _sharpness_figures(r: dict[str, Any], data: Any, lm: LandscapeMath, out: Path, stem: str,
