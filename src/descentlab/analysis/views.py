@@ -239,24 +239,9 @@ register_analysis(Analysis("plane", _plane, None, _plane_write, _plane_figures))
 
 
 def largest_eigenvalue(lm: LandscapeMath, x: np.ndarray) -> np.ndarray:
-    """(n,) largest Hessian eigenvalue at each of ``x`` (n, D) (NaN where not finite); dense Hessians
-    up to 256 parameters, Lanczos (one eigenvalue) above."""
-    x = np.asarray(x, dtype=np.float64).reshape(-1, lm.dim)
-    out = np.full(x.shape[0], np.nan)
-    ok = np.all(np.isfinite(x), axis=1)
-    if not np.any(ok):
-        return out
-    if isinstance(lm, ModelMath) and not lm.dense:
-        for j in np.flatnonzero(ok):
-            out[j] = lm.extremes(x[j], 1)[0][-1]
-        return out
-    h = lm.hess(x[ok], compiled=False)
-    good = np.all(np.isfinite(h.reshape(h.shape[0], -1)), axis=1)
-    vals = np.full(h.shape[0], np.nan)
-    if np.any(good):
-        vals[good] = np.linalg.eigvalsh(h[good])[:, -1]
-    out[ok] = vals
-    return out
+    """(n,) largest Hessian eigenvalue at each of ``x`` (n, D) (NaN where not finite): the sharpness
+    of :func:`sharpness_and_trace`."""
+    return sharpness_and_trace(lm, x)[0]
 
 
 def _stability_limit(spec: Mapping[str, Any]) -> float | None:
