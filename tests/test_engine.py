@@ -44,14 +44,23 @@ def mixed() -> dl.Result:
     return res
 
 
-def test_thread_count_does_not_change_results(mixed: dl.Result) -> None:
+def test_thread_count_does_not_change_results(mixed: dl.Result, monkeypatch: pytest.MonkeyPatch) -> None:
+    from descentlab.kernels import threads
+
     before = numba.get_num_threads()
     try:
-        numba.set_num_threads(1)
+        numba.set_num_threads(1)  # Numba's own setting is followed too
+        assert threads.get_threads() == 1
         one = dl.simulate(MIXED)
     finally:
         numba.set_num_threads(before)
     _same(mixed, one)
+    with threads.using_threads(1):
+        _same(mixed, dl.simulate(MIXED))
+    # other cuts of the blocks into pieces, claimed by two threads in whatever order they come
+    for per_thread in (1, 3, 64):
+        monkeypatch.setattr(threads, "PIECES_PER_THREAD", per_thread)
+        _same(mixed, dl.simulate(MIXED))
 
 
 @pytest.mark.parametrize("a,b", [(0, 1), (3, 300), (255, 257), (901, 1000)])
@@ -146,7 +155,8 @@ def test_every_compiled_function_is_named_by_its_identity() -> None:
     ha, hm = names("himmelblau", "adam", "float64"), names("himmelblau", "momentum", "float64")
     h32 = names("himmelblau", "sgd", "float32")
     assert hm == hs  # momentum is sgd's step with other numbers
-    assert rs["step0"] == hs["step0"] and all(rs[k] != hs[k] for k in ("value", "grad", "batch_grad"))
+    assert rs["step0"] == hs["step0"] and all(rs[k] != hs[k] for k in ("value", "batch_grad"))
+    assert "grad" not in hs  # a landscape without data: its batch gradient is its gradient, compiled once
     assert ha["step0"] != hs["step0"] and ha["value"] == hs["value"]
     assert all(h32[k] != hs[k] for k in hs)
     skeleton = {k: v for k, v in hs.items() if k.startswith("skeleton")}

@@ -420,13 +420,12 @@ def test_local_executor_runs_small_points_at_once(tmp_path: Path) -> None:
     import sys
     import threading
 
-    import numba
-
-    from descentlab.sweeps.execute import LocalExecutor, Task, _thread_safe_layer
+    from descentlab.kernels.threads import get_threads
+    from descentlab.sweeps.execute import LocalExecutor, Task
 
     plan = expand(SWEEP)
     tasks = [Task(f"t{p.index}", p.spec, str(tmp_path / "at_once" / p.file_name)) for p in plan.points]
-    if numba.get_num_threads() >= 2:
+    if get_threads() >= 2:
         assert LocalExecutor()._plan(tasks) == (2, 1)  # automatic: 4 small points, 2 threads
     assert LocalExecutor(threads=2)._plan(tasks) == (1, 2)  # threads per point given: one at a time
     (tmp_path / "at_once").mkdir()
@@ -436,9 +435,9 @@ def test_local_executor_runs_small_points_at_once(tmp_path: Path) -> None:
 
     LocalExecutor(at_once=2).run(tasks, progress=False, on_done=seen)
     assert len(where) == 4
-    if _thread_safe_layer():  # the first point runs alone, the others in the executor's threads
-        assert where["t0"] == threading.main_thread().name
-        assert all(where[f"t{i}"].startswith("descentlab-point") for i in (1, 2, 3))
+    # the first point runs alone, the others in the executor's threads
+    assert where["t0"] == threading.main_thread().name
+    assert all(where[f"t{i}"].startswith("descentlab-point") for i in (1, 2, 3))
     run_sweep(plan, tmp_path / "one_at_a_time", executor=LocalExecutor(at_once=1), progress=False)
     for p in plan.points:
         assert_same_run(tmp_path / "at_once" / p.file_name, tmp_path / "one_at_a_time" / p.file_name)

@@ -28,8 +28,9 @@ from numba.extending import overload, register_jitable
 #: Options of every CPU kernel.  ``error_model="numpy"`` lets LLVM vectorise
 #: ``/`` (the Python error model inserts a zero-division branch); ``fastmath``
 #: stays off because NaN/Inf is an outcome here, not something to assume away.
+#: Serial code that releases the GIL: the host spreads blocks of particles over
+#: threads (:mod:`descentlab.kernels.threads`), no ``parallel=True``.
 CPU_KERNEL_OPTIONS: dict[str, Any] = {
-    "parallel": True,
     "error_model": "numpy",
     "fastmath": False,
     "cache": True,

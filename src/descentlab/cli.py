@@ -37,11 +37,11 @@ class Compression(StrEnum):
 def _set_threads(threads: int | None) -> None:
     if threads is None:
         return
-    import numba
+    from .kernels.threads import max_threads, set_threads
 
-    if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-        raise UserError(f"--threads: expected 1..{numba.config.NUMBA_NUM_THREADS}, got {threads}")
-    numba.set_num_threads(threads)
+    if not 1 <= threads <= max_threads():
+        raise UserError(f"--threads: expected 1..{max_threads()}, got {threads}")
+    set_threads(threads)
 
 
 @app.command()

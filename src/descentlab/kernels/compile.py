@@ -2,7 +2,7 @@
 
 In-process, kernels are memoised by the identity of the math functions, so a
 second run with other hyperparameters, schedule or sizes reuses the same
-compiled code. On the CPU the parallel skeleton is one per dtype for every
+compiled code. On the CPU the block loop is one per dtype for every
 landscape and optimizer, and each math function is compiled once per dtype
 (:mod:`.cpu`); across processes Numba's on-disk cache holds them under names
 that carry their full identity (:mod:`.identity`).
@@ -89,7 +89,8 @@ def build(
     if target == "cpu":
         from .cpu import CpuKernels, KernelEntry
 
-        k = CpuKernels(value, grad, bgrad, hess, steps, state_slices, hyper_slices, needs_hessian, block)
+        k = CpuKernels(value, grad, bgrad, hess, steps, state_slices, hyper_slices, needs_hessian, block,
+                       full_gradient=batch_grad is None)  # fmt: skip
         return Kernels(KernelEntry(k, "run_chunk"), KernelEntry(k, "evaluate"), KernelEntry(k, "hessian"), "cpu",
                        k.prepare)  # fmt: skip
     if target == "cuda":

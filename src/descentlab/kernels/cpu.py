@@ -1,9 +1,11 @@
-"""CPU adapter: a ``prange`` over blocks of particles, math called through function pointers.
+"""CPU adapter: blocks of particles spread over threads, math called through function pointers.
 
-Each block of ``block`` particles is copied into local (D, n) arrays; the step
-loop runs outside and every math function loops over the block's particles
-inside, which LLVM vectorises. Status is not branched on per step (that stops
-vectorisation); instead each sub-block of at most ``CHECK_EVERY`` steps
+The host cuts the particles into blocks and hands pieces of blocks to threads
+(:mod:`.threads`: the compiled code releases the GIL). Each block of ``block``
+particles is copied into local (D, n) arrays; the step loop runs outside and
+every math function loops over the block's particles inside, which LLVM
+vectorises. Status is not branched on per step (that stops vectorisation);
+instead each sub-block of at most ``CHECK_EVERY`` steps
 
 1. snapshots positions, optimizer state and convergence counters,
 2. runs its steps branch-free, accumulating per particle an *event* flag
@@ -20,8 +22,8 @@ Sub-blocks end at record steps, so records see the settled state.
 
 Compilation (what makes the first result come in seconds):
 
-* the **skeleton** (:func:`skeleton`: ``run_chunk``, ``evaluate``, ``hessian``)
-  is compiled once per dtype for *every* landscape and optimizer: the math
+* the **skeleton** (:func:`skeleton`: the block loop ``run_block``, serial) is
+  compiled once per dtype for *every* landscape and optimizer: the math
   reaches it as first-class function arguments (``numba.types.FunctionType``),
   so it never depends on which landscape or optimizer runs;
 * each landscape function (value, gradient, minibatch gradient, Hessian) and
@@ -31,6 +33,9 @@ Compilation (what makes the first result come in seconds):
 * all of them are cached on disk under names that carry the full identity
   (see :mod:`.compile`), and each returns an identity constant that is checked
   on the first call in a process, so a cache hit is provably the requested code.
+
+Evaluations (loss and gradient norm at a run's start and end, Hessians for the
+analysis) call the compiled math on blocks of columns from the host, in threads.
 
 A switch of optimizers is run as one call of the skeleton per phase: the host
 splits a chunk at phase boundaries and hands each call its phase's step
@@ -51,7 +56,7 @@ from typing import Any
 
 import numba
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core.errors import NumbaIRAssumptionWarning
 
 from .._jit import CHECK_EVERY, CPU_KERNEL_OPTIONS, math_function
@@ -68,6 +73,7 @@ from .common import (
     RunConstants,
     chunk_arguments,
 )
+from .threads import for_pieces
 
 log = logging.getLogger("descentlab")
 
@@ -92,7 +98,7 @@ _allow_noalias()
 #: repeated arrays touches none of them), and math allocates nothing, so no reference
 #: counting (``_nrt=False``: no atomic increments around every call).
 MATH_OPTIONS: dict[str, Any] = {
-    **{k: v for k, v in CPU_KERNEL_OPTIONS.items() if k != "parallel"},
+    **CPU_KERNEL_OPTIONS,
     "noalias": True,
     "_nrt": False,
 }
@@ -223,167 +229,12 @@ def math_kernel(kind: str, fn: Callable[..., Any], dtype_name: str) -> Compiled:
 def _skeleton_functions(ident: int):  # type: ignore[no-untyped-def]
     check_every = CHECK_EVERY
 
-    def run_block(b, block, X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
+    def run_block(b0, b1, block, X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
                   seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
-                  tol2, patience, bound, lrows, orows, f_value, f_bgrad, f_hess, f_step, use_hess):  # fmt: skip
-        """One block of particles of :func:`run_chunk`; returns the identity constant."""
-        dim, n_all = X.shape
-        n_state = S.shape[0]
-        hd = dim if use_hess else 1
-        lo_g = b * block
-        n = min(block, n_all - lo_g)
-        gid0 = gid_base + lo_g
-        un = np.uint64(n)
-        z = np.uint64(0)
-        x = np.empty((dim, n), X.dtype)
-        g = np.empty((dim, n), X.dtype)
-        s = np.empty((n_state, dim, n), X.dtype)
-        xs = np.empty((dim, n), X.dtype)
-        ss = np.empty((n_state, dim, n), X.dtype)
-        hb = np.empty((hd, hd, n), X.dtype)
-        lw = np.empty((lrows, n), X.dtype)
-        ow = np.empty((orows, n), X.dtype)
-        gn2 = np.empty(n, X.dtype)
-        loss = np.empty(n, X.dtype)
-        ev = np.empty(n, np.uint8)
-        st = np.empty(n, np.int8)
-        c = np.empty(n, np.int64)
-        cs = np.empty(n, np.int64)
-        px = np.empty(dim, X.dtype)
-        ps = np.empty((n_state, dim), X.dtype)
-        for i in range(n):
-            st[i] = status[lo_g + i]
-            c[i] = cnt[lo_g + i]
-        for d in range(dim):
-            for i in range(n):
-                x[d, i] = X[d, lo_g + i]
-        for q in range(n_state):
-            for d in range(dim):
-                for i in range(n):
-                    s[q, d, i] = S[q, d, lo_g + i]
-        bnd = bound
-        tol = tol2
-        t = t0
-        while t < t1:
-            te = min(t + check_every, t1)
-            nxt = (t // record_every + 1) * record_every
-            if nxt < te:
-                te = nxt
-            n_run = 0
-            for i in range(n):
-                if st[i] == RUNNING:
-                    n_run += 1
-            if n_run > 0:
-                for d in range(dim):
-                    for i in range(n):
-                        xs[d, i] = x[d, i]
-                for q in range(n_state):
-                    for d in range(dim):
-                        for i in range(n):
-                            ss[q, d, i] = s[q, d, i]
-                for i in range(n):
-                    cs[i] = c[i]
-                    ev[i] = 0
-                # ---- vectorised, branch-free steps
-                for k in range(t, te):
-                    lr = phase_lr * schedule_factor(lr_sched, k)
-                    tl = k - phase_start + 1
-                    f_bgrad(x, lp, lw, g, z, un, k + 1, seed, gid0)
-                    for i in range(n):
-                        gn2[i] = 0
-                    for d in range(dim):
-                        for i in range(n):
-                            gi = g[d, i]
-                            gn2[i] += gi * gi
-                            ev[i] |= not (abs(x[d, i]) <= bnd)
-                    for i in range(n):
-                        ci = c[i] + 1 if gn2[i] < tol else 0
-                        c[i] = ci
-                        ev[i] |= ci >= patience
-                    if use_hess:
-                        f_hess(x, lp, lw, hb, z, un)
-                    f_step(x, g, s, hyper, lr, tl, hb, ow, seed, gid0, z, un)
-                for d in range(dim):
-                    for i in range(n):
-                        ev[i] |= not (abs(x[d, i]) <= bnd)
-                # ---- settle: restore stopped particles, replay flagged ones
-                for i in range(n):
-                    if st[i] != RUNNING or ev[i] != 0:
-                        for d in range(dim):
-                            x[d, i] = xs[d, i]
-                        for q in range(n_state):
-                            for d in range(dim):
-                                s[q, d, i] = ss[q, d, i]
-                        c[i] = cs[i]
-                    if st[i] != RUNNING or ev[i] == 0:
-                        continue
-                    ui = np.uint64(i)
-                    uj = np.uint64(i + 1)
-                    for k in range(t, te):
-                        out = False
-                        for d in range(dim):
-                            if not (abs(x[d, i]) <= bnd):
-                                out = True
-                        if out:
-                            st[i] = OUT_OF_BOUND
-                            stop_step[lo_g + i] = k
-                            break
-                        lr = phase_lr * schedule_factor(lr_sched, k)
-                        tl = k - phase_start + 1
-                        f_bgrad(x, lp, lw, g, ui, uj, k + 1, seed, gid0)
-                        acc = g[0, i] * g[0, i]
-                        for d in range(1, dim):
-                            acc += g[d, i] * g[d, i]
-                        c[i] = c[i] + 1 if acc < tol else 0
-                        if c[i] >= patience:
-                            st[i] = CONVERGED
-                            stop_step[lo_g + i] = k
-                            break
-                        for d in range(dim):
-                            px[d] = x[d, i]
-                            for q in range(n_state):
-                                ps[q, d] = s[q, d, i]
-                        if use_hess:
-                            f_hess(x, lp, lw, hb, ui, uj)
-                        f_step(x, g, s, hyper, lr, tl, hb, ow, seed, gid0, ui, uj)
-                        finite = True
-                        for d in range(dim):
-                            if not np.isfinite(x[d, i]):
-                                finite = False
-                        if not finite:
-                            for d in range(dim):
-                                x[d, i] = px[d]
-                                for q in range(n_state):
-                                    s[q, d, i] = ps[q, d]
-                            st[i] = DIVERGED
-                            stop_step[lo_g + i] = k + 1
-                            break
-            t = te
-            if t % record_every == 0:
-                r = t // record_every - rec_first
-                f_value(x, lp, lw, loss, z, un)
-                for i in range(n):
-                    rec_loss[lo_g + i, r] = loss[i]
-                    for d in range(dim):
-                        rec_x[lo_g + i, r, d] = x[d, i]
-        for i in range(n):
-            status[lo_g + i] = st[i]
-            cnt[lo_g + i] = c[i]
-        for d in range(dim):
-            for i in range(n):
-                X[d, lo_g + i] = x[d, i]
-        for q in range(n_state):
-            for d in range(dim):
-                for i in range(n):
-                    S[q, d, lo_g + i] = s[q, d, i]
-        return ident
+                  tol2, patience, bound, f_value, f_bgrad, f_hess, f_step, use_hess, lrows, orows):  # fmt: skip
+        """Advance the particles of blocks ``b0 .. b1`` from step ``t0`` to ``t1`` under one optimizer phase.
 
-    def run_chunk(X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
-                  seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
-                  tol2, patience, bound, lrows, orows, f_value, f_bgrad, f_hess, f_step, use_hess, block,
-                  f_block):  # fmt: skip
-        """Advance particles from step ``t0`` to ``t1`` under one optimizer phase (arrays modified in place).
-
+        Blocks are ``block`` particles (columns) each; arrays modified in place:
         X (D, N) positions; S (Sphase, D, N) this phase's optimizer state; status (N,) int8;
         stop_step (N,) int64; cnt (N,) int64 steps in a row under grad_tol;
         lp landscape params (dtype of X); hyper float64 (this phase's); phase_start the
@@ -391,73 +242,169 @@ def _skeleton_functions(ident: int):  # type: ignore[no-untyped-def]
         seed uint64 (this phase's RNG key); gid_base int64 global id of column 0; records of
         steps k in (t0, t1] with k % record_every == 0 go to rec_x[:, k // record_every -
         rec_first, :] (N, R, D) and rec_loss (N, R); tol2 and bound have the dtype of X.
-        ``f_*`` are compiled math functions (:func:`math_kernel`), ``f_block`` the compiled
-        ``run_block``: a function pointer, so that its machine code is generated once (Numba
-        generates a called function's code again inside every caller's library). Returns
-        the skeleton's identity constant times the number of blocks run, plus one.
+        ``f_*`` are compiled math functions (:func:`math_kernel`), called through function
+        pointers; ``lrows`` and ``orows`` their scratch rows per particle. Returns the
+        skeleton's identity constant times the number of blocks run.
         """
-        n_blocks = (X.shape[1] + block - 1) // block
-        acc = 0
-        for b in prange(n_blocks):
-            acc += f_block(np.int64(b), block, X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr,
-                           lr_sched, seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
-                           tol2, patience, bound, lrows, orows, f_value, f_bgrad, f_hess, f_step,
-                           use_hess)  # fmt: skip
-        return acc + ident
-
-    def evaluate(X, lp, lrows, loss, grad_norm, f_value, f_grad, block):
-        """loss (N,) and grad_norm (N,) at X (D, N), both modified in place; returns the identity."""
-        dim, n_all = X.shape
-        n_blocks = (n_all + block - 1) // block
-        for b in prange(n_blocks):
+        for b in range(b0, b1):
+            dim, n_all = X.shape
+            n_state = S.shape[0]
+            hd = dim if use_hess else 1
             lo_g = b * block
             n = min(block, n_all - lo_g)
+            gid0 = gid_base + lo_g
+            un = np.uint64(n)
+            z = np.uint64(0)
             x = np.empty((dim, n), X.dtype)
             g = np.empty((dim, n), X.dtype)
+            s = np.empty((n_state, dim, n), X.dtype)
+            xs = np.empty((dim, n), X.dtype)
+            ss = np.empty((n_state, dim, n), X.dtype)
+            hb = np.empty((hd, hd, n), X.dtype)
             lw = np.empty((lrows, n), X.dtype)
-            out = np.empty(n, X.dtype)
+            ow = np.empty((orows, n), X.dtype)
+            gn2 = np.empty(n, X.dtype)
+            loss = np.empty(n, X.dtype)
+            ev = np.empty(n, np.uint8)
+            st = np.empty(n, np.int8)
+            c = np.empty(n, np.int64)
+            cs = np.empty(n, np.int64)
+            px = np.empty(dim, X.dtype)
+            ps = np.empty((n_state, dim), X.dtype)
+            for i in range(n):
+                st[i] = status[lo_g + i]
+                c[i] = cnt[lo_g + i]
             for d in range(dim):
                 for i in range(n):
                     x[d, i] = X[d, lo_g + i]
-            f_value(x, lp, lw, out, np.uint64(0), np.uint64(n))
-            f_grad(x, lp, lw, g, np.uint64(0), np.uint64(n))
+            for q in range(n_state):
+                for d in range(dim):
+                    for i in range(n):
+                        s[q, d, i] = S[q, d, lo_g + i]
+            bnd = bound
+            tol = tol2
+            t = t0
+            while t < t1:
+                te = min(t + check_every, t1)
+                nxt = (t // record_every + 1) * record_every
+                if nxt < te:
+                    te = nxt
+                n_run = 0
+                for i in range(n):
+                    if st[i] == RUNNING:
+                        n_run += 1
+                if n_run > 0:
+                    for d in range(dim):
+                        for i in range(n):
+                            xs[d, i] = x[d, i]
+                    for q in range(n_state):
+                        for d in range(dim):
+                            for i in range(n):
+                                ss[q, d, i] = s[q, d, i]
+                    for i in range(n):
+                        cs[i] = c[i]
+                        ev[i] = 0
+                    # ---- vectorised, branch-free steps
+                    for k in range(t, te):
+                        lr = phase_lr * schedule_factor(lr_sched, k)
+                        tl = k - phase_start + 1
+                        f_bgrad(x, lp, lw, g, z, un, k + 1, seed, gid0)
+                        for i in range(n):
+                            gn2[i] = 0
+                        for d in range(dim):
+                            for i in range(n):
+                                gi = g[d, i]
+                                gn2[i] += gi * gi
+                                ev[i] |= not (abs(x[d, i]) <= bnd)
+                        for i in range(n):
+                            ci = c[i] + 1 if gn2[i] < tol else 0
+                            c[i] = ci
+                            ev[i] |= ci >= patience
+                        if use_hess:
+                            f_hess(x, lp, lw, hb, z, un)
+                        f_step(x, g, s, hyper, lr, tl, hb, ow, seed, gid0, z, un)
+                    for d in range(dim):
+                        for i in range(n):
+                            ev[i] |= not (abs(x[d, i]) <= bnd)
+                    # ---- settle: restore stopped particles, replay flagged ones
+                    for i in range(n):
+                        if st[i] != RUNNING or ev[i] != 0:
+                            for d in range(dim):
+                                x[d, i] = xs[d, i]
+                            for q in range(n_state):
+                                for d in range(dim):
+                                    s[q, d, i] = ss[q, d, i]
+                            c[i] = cs[i]
+                        if st[i] != RUNNING or ev[i] == 0:
+                            continue
+                        ui = np.uint64(i)
+                        uj = np.uint64(i + 1)
+                        for k in range(t, te):
+                            out = False
+                            for d in range(dim):
+                                if not (abs(x[d, i]) <= bnd):
+                                    out = True
+                            if out:
+                                st[i] = OUT_OF_BOUND
+                                stop_step[lo_g + i] = k
+                                break
+                            lr = phase_lr * schedule_factor(lr_sched, k)
+                            tl = k - phase_start + 1
+                            f_bgrad(x, lp, lw, g, ui, uj, k + 1, seed, gid0)
+                            acc = g[0, i] * g[0, i]
+                            for d in range(1, dim):
+                                acc += g[d, i] * g[d, i]
+                            c[i] = c[i] + 1 if acc < tol else 0
+                            if c[i] >= patience:
+                                st[i] = CONVERGED
+                                stop_step[lo_g + i] = k
+                                break
+                            for d in range(dim):
+                                px[d] = x[d, i]
+                                for q in range(n_state):
+                                    ps[q, d] = s[q, d, i]
+                            if use_hess:
+                                f_hess(x, lp, lw, hb, ui, uj)
+                            f_step(x, g, s, hyper, lr, tl, hb, ow, seed, gid0, ui, uj)
+                            finite = True
+                            for d in range(dim):
+                                if not np.isfinite(x[d, i]):
+                                    finite = False
+                            if not finite:
+                                for d in range(dim):
+                                    x[d, i] = px[d]
+                                    for q in range(n_state):
+                                        s[q, d, i] = ps[q, d]
+                                st[i] = DIVERGED
+                                stop_step[lo_g + i] = k + 1
+                                break
+                t = te
+                if t % record_every == 0:
+                    r = t // record_every - rec_first
+                    f_value(x, lp, lw, loss, z, un)
+                    for i in range(n):
+                        rec_loss[lo_g + i, r] = loss[i]
+                        for d in range(dim):
+                            rec_x[lo_g + i, r, d] = x[d, i]
             for i in range(n):
-                acc = g[0, i] * g[0, i]
-                for d in range(1, dim):
-                    acc += g[d, i] * g[d, i]
-                loss[lo_g + i] = out[i]
-                grad_norm[lo_g + i] = np.sqrt(acc)
-        return ident
-
-    def hessian(X, lp, lrows, H, f_hess, block):
-        """H (N, D, D) Hessians at X (D, N), modified in place; returns the identity."""
-        dim, n_all = X.shape
-        n_blocks = (n_all + block - 1) // block
-        for b in prange(n_blocks):
-            lo_g = b * block
-            n = min(block, n_all - lo_g)
-            x = np.empty((dim, n), X.dtype)
-            hb = np.empty((dim, dim, n), X.dtype)
-            lw = np.empty((lrows, n), X.dtype)
+                status[lo_g + i] = st[i]
+                cnt[lo_g + i] = c[i]
             for d in range(dim):
                 for i in range(n):
-                    x[d, i] = X[d, lo_g + i]
-            f_hess(x, lp, lw, hb, np.uint64(0), np.uint64(n))
-            for i in range(n):
-                for r in range(dim):
-                    for q in range(dim):
-                        H[lo_g + i, r, q] = hb[r, q, i]
-        return ident
+                    X[d, lo_g + i] = x[d, i]
+            for q in range(n_state):
+                for d in range(dim):
+                    for i in range(n):
+                        S[q, d, lo_g + i] = s[q, d, i]
+        return ident * (b1 - b0)
 
-    return run_block, run_chunk, evaluate, hessian
+    return run_block
 
 
 class Skeleton:
-    """A dtype's parallel kernels, shared by every landscape and optimizer; each built on first use.
+    """A dtype's compiled block loop, shared by every landscape and optimizer; built on first use.
 
-    ``run_chunk`` calls ``run_block`` through a function pointer; ``evaluate`` and
-    ``hessian`` are only compiled when asked for (the Hessian kernel by analysis).
-    Each returns :attr:`ident`, which the host checks after every call.
+    ``run_block`` returns :attr:`ident` per block, which the host checks after every call.
     """
 
     def __init__(self, dtype_name: str) -> None:
@@ -465,49 +412,29 @@ class Skeleton:
         self.dtype = np.dtype(dtype_name)
         self.tag = f"{package_salt()}_{dtype_name}"
         self.ident = identity_code(self.tag)
-        self._fns = dict(zip(("run_block", "run_chunk", "evaluate", "hessian"), _skeleton_functions(self.ident),
-                             strict=True))  # fmt: skip
+        self._fns = {"run_block": _skeleton_functions(self.ident)}
         self._made: dict[str, Compiled] = {}
 
-    def _types(self) -> dict[str, Any]:
-        f, a1, a2, a3 = _arrays(self.dtype)
-        t = {k: types.FunctionType(math_signature(k, self.dtype)) for k in ("value", "grad", "batch_grad", "hess",
-                                                                            "step")}  # fmt: skip
-        t.update(f=f, a1=a1, a2=a2, a3=a3, i8=types.Array(types.int8, 1, "C"), i64=types.Array(types.int64, 1, "C"),
-                 f64=types.Array(types.float64, 1, "C"))  # fmt: skip
-        return t
-
     def _block_sig(self) -> Any:
-        t = self._types()
-        return I64(I64, I64, t["a2"], t["a3"], t["i8"], t["i64"], t["i64"], t["a1"], t["f64"], I64, types.float64,
-                   t["f64"], U64, I64, I64, I64, I64, t["a3"], t["a2"], I64, t["f"], I64, t["f"], I64, I64,
-                   t["value"], t["batch_grad"], t["hess"], t["step"], types.boolean)  # fmt: skip
+        f, a1, a2, a3 = _arrays(self.dtype)
+        fn = {k: types.FunctionType(math_signature(k, self.dtype)) for k in ("value", "batch_grad", "hess", "step")}
+        i8, i64, f64 = (types.Array(t, 1, "C") for t in (types.int8, types.int64, types.float64))
+        return I64(I64, I64, I64, a2, a3, i8, i64, i64, a1, f64, I64, types.float64, f64, U64, I64, I64, I64, I64,
+                   a3, a2, I64, f, I64, f, fn["value"], fn["batch_grad"], fn["hess"], fn["step"], types.boolean,
+                   I64, I64)  # fmt: skip
 
-    def get(self, name: str) -> Compiled:
-        """The compiled kernel ``name`` (``run_block``, ``run_chunk``, ``evaluate`` or ``hessian``)."""
-        if name in self._made:
-            return self._made[name]
-        t = self._types()
-        if name == "run_block":
-            sig = self._block_sig()
-            opts = {**MATH_OPTIONS, "_nrt": True}  # it allocates the block's arrays
-        elif name == "run_chunk":
-            sig = I64(t["a2"], t["a3"], t["i8"], t["i64"], t["i64"], t["a1"], t["f64"], I64, types.float64, t["f64"],
-                      U64, I64, I64, I64, I64, t["a3"], t["a2"], I64, t["f"], I64, t["f"], I64, I64, t["value"],
-                      t["batch_grad"], t["hess"], t["step"], types.boolean, I64,
-                      types.FunctionType(self._block_sig()))  # fmt: skip
-            opts = CPU_KERNEL_OPTIONS
-        elif name == "evaluate":
-            sig = I64(t["a2"], t["a1"], I64, t["a1"], t["a1"], t["value"], t["grad"], I64)
-            opts = CPU_KERNEL_OPTIONS
-        else:
-            sig = I64(t["a2"], t["a1"], I64, t["a3"], t["hess"], I64)
-            opts = CPU_KERNEL_OPTIONS
-        self._made[name] = _compile(self._fns[name], sig, opts, f"{name}_{self.tag}", None)
+    def get(self, name: str = "run_block") -> Compiled:
+        """The compiled kernel ``name`` (``run_block``)."""
+        if name not in self._made:
+            # serial (the host spreads blocks over threads, :mod:`.threads`); NRT: it allocates the blocks' arrays
+            # (arrays given by the caller instead compile 0.4 s faster but run 4-9% slower: LLVM no longer knows
+            # that they all have the block's shape, so every array's strides are loaded and kept apart)
+            self._made[name] = _compile(self._fns[name], self._block_sig(), {**MATH_OPTIONS, "_nrt": True},
+                                        f"{name}_{self.tag}", None)  # fmt: skip
         return self._made[name]
 
     def check(self, name: str, got: int, calls: int = 1) -> None:
-        """Raise unless ``got`` is the identity a kernel of this skeleton returns (``calls`` blocks plus one)."""
+        """Raise unless ``got`` is the identity a kernel of this skeleton returns (for ``calls`` blocks)."""
         if got != self.ident * calls:
             raise RuntimeError(
                 f"descentlab: the {name} kernel returned a foreign identity ({got}, expected {self.ident * calls}): "
@@ -517,7 +444,7 @@ class Skeleton:
 
 @functools.cache
 def skeleton(dtype_name: str) -> Skeleton:
-    """The parallel kernels of ``dtype_name`` (one object per process; kernels compiled or loaded on first use)."""
+    """The block loop of ``dtype_name`` (one object per process; compiled or loaded on first use)."""
     return Skeleton(dtype_name)
 
 
@@ -544,9 +471,13 @@ class KernelEntry:
 
     @property
     def signatures(self) -> list[Any]:
+        """Signatures of the compiled code behind this entry (``run_chunk``: the block loop; others: the math)."""
         out = []
-        for dtype in self.owner.prepared:
-            out.extend(skeleton(dtype).get(self._name).dispatcher.signatures)
+        for dtype, fns in self.owner.prepared.items():
+            if self._name == "run_chunk":
+                out.extend(skeleton(dtype).get().dispatcher.signatures)
+            else:
+                out.extend(fns["value"].signatures)
         return out
 
 
@@ -556,6 +487,8 @@ class CpuKernels:
     ``steps[j]``, ``state_slices[j]`` and ``hyper_slices[j]`` describe phase j;
     ``needs_hessian`` makes every step evaluate the landscape Hessian first.
     Nothing is compiled until :meth:`prepare` (or the first call) for a dtype.
+    Work is spread over threads by the host (:func:`.threads.for_pieces`), blocks of
+    ``block`` particles at a time.
     """
 
     def __init__(
@@ -569,8 +502,12 @@ class CpuKernels:
         hyper_slices: Sequence[tuple[int, int]],
         needs_hessian: bool,
         block: int,
+        full_gradient: bool = False,
     ) -> None:
         self.math = {"value": value, "grad": grad, "batch_grad": bgrad, "hess": hess}
+        #: ``batch_grad`` is the full gradient (a landscape without data): ``evaluate`` uses it,
+        #: and the gradient is not compiled a second time under its own signature.
+        self.full_gradient = full_gradient
         self.steps = tuple(steps)
         self.state_slices = tuple(state_slices)
         self.hyper_slices = tuple(hyper_slices)
@@ -608,15 +545,20 @@ class CpuKernels:
                      ", ".join(f"{p.name.rsplit('_', 2)[0]} {p.seconds:.1f} s" for p in compiled))  # fmt: skip
         return seconds
 
+    def _roles(self) -> list[str]:
+        return ["value", "batch_grad"] if self.full_gradient else ["value", "grad", "batch_grad"]
+
     def _build(self, name: str) -> tuple[list[Compiled], dict[str, Any]]:
         parts: list[Compiled] = []
         sk = skeleton(name)
-        parts += [sk.get("run_block"), sk.get("run_chunk"), sk.get("evaluate")]
+        parts.append(sk.get())
         fns: dict[str, Any] = {"skeleton": sk}
-        for kind in ("value", "grad", "batch_grad"):
+        for kind in self._roles():
             c = math_kernel(kind, self.math[kind], name)
             parts.append(c)
             fns[kind] = c.dispatcher
+        if self.full_gradient:
+            fns["grad"] = _as_grad(fns["batch_grad"])
         c = math_kernel("hess", self.math["hess"] if self.needs_hessian else _NO_HESSIAN, name)
         parts.append(c)
         fns["run_hess"] = c.dispatcher
@@ -631,8 +573,8 @@ class CpuKernels:
         """What each role is compiled as for ``dtype`` (the names of the on-disk cache indexes)."""
         name = np.dtype(dtype).name
         self.prepare(name)
-        out = {f"skeleton.{k}": skeleton(name).get(k).name for k in ("run_block", "run_chunk", "evaluate")}
-        for kind in ("value", "grad", "batch_grad"):
+        out = {"skeleton.run_block": skeleton(name).get().name}
+        for kind in self._roles():
             out[kind] = math_kernel(kind, self.math[kind], name).name
         for j, fn in enumerate(self.steps):
             out[f"step{j}"] = math_kernel("step", fn, name).name
@@ -649,19 +591,21 @@ class CpuKernels:
         return math_kernel("hess", self.math["hess"], np.dtype(dtype).name).dispatcher
 
     def run_chunk(self, p: Particles, c: RunConstants, t0: int, t1: int, r: ChunkRecords) -> None:
-        """Advance ``p`` from step ``t0`` to ``t1``, one skeleton call per optimizer phase in the range.
+        """Advance ``p`` from step ``t0`` to ``t1``: per optimizer phase in the range, the blocks in pieces on threads.
 
-        The skeleton's arguments (:func:`_skeleton_functions`'s ``run_chunk``) come from the
+        The block loop's arguments (:func:`_skeleton_functions`'s ``run_block``) come from the
         bundles; each phase gets its slice of the state and of the hyperparameters, its first
         step, base learning rate and RNG key.
         """
         X = p.x
         fns = self._fns(X.dtype)
         sk: Skeleton = fns["skeleton"]
+        run_block = sk.get().dispatcher
         dt = X.dtype.type
         n_phases = len(self.steps)
+        n_blocks = (X.shape[1] + self.block - 1) // self.block
         phase_start = c.phase_start
-        # the skeleton's explicit signature: int64 counts and ids, limits in the dtype of X
+        # the block loop's explicit signature: int64 counts and ids, limits in the dtype of X
         c = dataclasses.replace(c, gid_base=np.int64(c.gid_base), tol2=dt(c.tol2), patience=np.int64(c.patience),
                                 bound=dt(c.bound))  # fmt: skip
         r = dataclasses.replace(r, first=np.int64(r.first), every=np.int64(r.every))
@@ -676,25 +620,93 @@ class CpuKernels:
             phase = dataclasses.replace(c, hyper=np.ascontiguousarray(c.hyper[h0:h1]),
                                         phase_start=np.int64(phase_start[j]), phase_lr=float(c.phase_lr[j]),
                                         seed=np.uint64(c.seed) ^ key)  # fmt: skip
-            got = sk.get("run_chunk").dispatcher(
-                *chunk_arguments(dataclasses.replace(p, state=p.state[s0:s1]), phase, np.int64(a), np.int64(b), r),
-                np.int64(c.lrows), np.int64(c.orows),
-                fns["value"], fns["batch_grad"], fns["run_hess"], fns["steps"][j], self.needs_hessian,
-                np.int64(self.block), sk.get("run_block").dispatcher,
-            )  # fmt: skip
-            sk.check("run", got, (X.shape[1] + self.block - 1) // self.block + 1)
+            args = (np.int64(self.block),
+                    *chunk_arguments(dataclasses.replace(p, state=p.state[s0:s1]), phase, np.int64(a), np.int64(b), r),
+                    fns["value"], fns["batch_grad"], fns["run_hess"], fns["steps"][j], self.needs_hessian,
+                    np.int64(c.lrows), np.int64(c.orows))  # fmt: skip
+
+            def piece(b0: int, b1: int, args: tuple[Any, ...] = args) -> int:
+                return run_block(np.int64(b0), np.int64(b1), *args)
+
+            got = for_pieces(n_blocks, piece)
+            sk.check("run", got, n_blocks)
 
     def evaluate(self, X: np.ndarray, lp: np.ndarray, lrows: int, loss: np.ndarray, grad_norm: np.ndarray) -> None:
         """loss (N,) and grad_norm (N,) at X (D, N), modified in place."""
         fns = self._fns(X.dtype)
-        sk: Skeleton = fns["skeleton"]
-        got = sk.get("evaluate").dispatcher(X, lp, np.int64(lrows), loss, grad_norm, fns["value"], fns["grad"],
-                                            np.int64(self.block))  # fmt: skip
-        sk.check("evaluate", got)
+        evaluate_blocks(X, lp, lrows, loss, grad_norm, fns["value"], fns["grad"])
 
     def hessian(self, X: np.ndarray, lp: np.ndarray, lrows: int, H: np.ndarray) -> None:
         """H (N, D, D) Hessians at X (D, N), modified in place."""
-        sk = skeleton(X.dtype.name)
-        got = sk.get("hessian").dispatcher(X, lp, np.int64(lrows), H, self.hessian_kernel(X.dtype),
-                                           np.int64(self.block))  # fmt: skip
-        sk.check("hessian", got)
+        hessian_blocks(X, lp, lrows, H, self.hessian_kernel(X.dtype))
+
+
+def _as_grad(batch_grad: Any) -> Callable[..., Any]:
+    """The gradient ``(x, p, w, g, lo, hi)`` of a landscape without data, through its ``batch_grad`` kernel."""
+
+    def grad(x: np.ndarray, p: np.ndarray, w: np.ndarray, g: np.ndarray, lo: Any, hi: Any) -> int:
+        return batch_grad(x, p, w, g, lo, hi, np.int64(0), np.uint64(0), np.int64(0))
+
+    return grad
+
+
+# Evaluation at many points (a run's start and end, the analysis): the compiled math on
+# contiguous copies of blocks of columns, in pieces on threads (math kernels release the GIL).
+#: Columns evaluated per call, at most (and at most :data:`EVAL_ELEMENTS` numbers of scratch).
+EVAL_COLUMNS = 1 << 14
+EVAL_ELEMENTS = 1 << 22
+
+
+def _eval_columns(rows: int) -> int:
+    """Columns per call when each needs ``rows`` numbers of scratch."""
+    return max(64, min(EVAL_COLUMNS, EVAL_ELEMENTS // max(1, rows)))
+
+
+def _columns(X: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return np.ascontiguousarray(X[:, lo:hi])
+
+
+def evaluate_blocks(X: np.ndarray, lp: np.ndarray, lrows: int, loss: np.ndarray, grad_norm: np.ndarray,
+                    f_value: Any, f_grad: Any) -> None:  # fmt: skip
+    """loss (N,) and gradient norm (N,) at X (D, N) with the compiled ``f_value`` / ``f_grad``.
+
+    The norm sums the squared coordinates in order 0 .. D-1 in the dtype of X and takes
+    the square root (NumPy reduces a C-ordered (D, n) array's first axis row after row).
+    """
+    dim, n_all = X.shape
+    step = _eval_columns(lrows + dim)
+    z = np.uint64(0)
+
+    def piece(b0: int, b1: int) -> int:
+        for lo in range(b0 * step, min(b1 * step, n_all), step):
+            hi = min(lo + step, n_all)
+            n = hi - lo
+            x = _columns(X, lo, hi)
+            w = np.empty((lrows, n), X.dtype)
+            g = np.empty((dim, n), X.dtype)
+            f_value(x, lp, w, loss[lo:hi], z, np.uint64(n))
+            f_grad(x, lp, w, g, z, np.uint64(n))
+            with np.errstate(all="ignore"):  # Inf and NaN are outcomes, as in compiled code
+                np.multiply(g, g, out=g)
+                np.sqrt(np.add.reduce(g, axis=0), out=grad_norm[lo:hi])
+        return 0
+
+    for_pieces((n_all + step - 1) // step, piece)
+
+
+def hessian_blocks(X: np.ndarray, lp: np.ndarray, lrows: int, H: np.ndarray, f_hess: Any) -> None:
+    """H (N, D, D) Hessians at X (D, N) with the compiled ``f_hess``, modified in place."""
+    dim, n_all = X.shape
+    step = _eval_columns(lrows + dim * dim)
+    z = np.uint64(0)
+
+    def piece(b0: int, b1: int) -> int:
+        for lo in range(b0 * step, min(b1 * step, n_all), step):
+            hi = min(lo + step, n_all)
+            n = hi - lo
+            hb = np.empty((dim, dim, n), X.dtype)
+            f_hess(_columns(X, lo, hi), lp, np.empty((lrows, n), X.dtype), hb, z, np.uint64(n))
+            H[lo:hi] = hb.transpose(2, 0, 1)
+        return 0
+
+    for_pieces((n_all + step - 1) // step, piece)

@@ -10,8 +10,8 @@ census of end points), notebooks - there is no spec and no optimizer to build::
     f.hess(x)        # x (n, D) -> (n, D, D), as the landscape's math computes it (not symmetrised)
 
 The calls use the same compiled pieces as a run (:mod:`.cpu`: each math function
-compiled once per dtype, the parallel skeleton's ``evaluate`` and ``hessian``), so they
-are cached on disk like the run kernels and give the same bits as a run's records.
+compiled once per dtype, evaluated in blocks on threads), so they are cached on disk
+like the run kernels and give the same bits as a run's records.
 Points are converted to the working dtype (float64 by default).
 """
 
@@ -52,19 +52,16 @@ class LandscapeFunctions:
         return np.ascontiguousarray(x.T)
 
     def value_and_grad_norm(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(loss (n,), gradient norm (n,)) at points ``x`` (n, D): the run's ``evaluate`` kernel."""
-        from .cpu import math_kernel, skeleton
+        """(loss (n,), gradient norm (n,)) at points ``x`` (n, D): what a run's evaluation computes."""
+        from .cpu import evaluate_blocks, math_kernel
 
         xs = self._soa(x)
         n = xs.shape[1]
         loss, gn = np.empty(n, self.dtype), np.empty(n, self.dtype)
         if n:
-            sk = skeleton(self.dtype)
             f_value = math_kernel("value", self.landscape.value, self.dtype).dispatcher
             f_grad = math_kernel("grad", self.landscape.grad, self.dtype).dispatcher
-            got = sk.get("evaluate").dispatcher(xs, self.p, np.int64(self.rows), loss, gn, f_value, f_grad,
-                                                np.int64(self.block))  # fmt: skip
-            sk.check("evaluate", got)
+            evaluate_blocks(xs, self.p, self.rows, loss, gn, f_value, f_grad)
         return loss, gn
 
     def value(self, x: np.ndarray) -> np.ndarray:
@@ -85,18 +82,14 @@ class LandscapeFunctions:
         return np.ascontiguousarray(g.T)
 
     def hess(self, x: np.ndarray) -> np.ndarray:
-        """Hessians (n, D, D) at points ``x`` (n, D): the run's parallel ``hessian`` kernel."""
-        from .cpu import math_kernel, skeleton
+        """Hessians (n, D, D) at points ``x`` (n, D), in blocks on threads."""
+        from .cpu import hessian_blocks, math_kernel
 
         xs = self._soa(x)
         n = xs.shape[1]
         h = np.empty((n, self.dim, self.dim), self.dtype)
         if n:
-            sk = skeleton(self.dtype)
-            got = sk.get("hessian").dispatcher(xs, self.p, np.int64(self.rows), h,
-                                               math_kernel("hess", self.landscape.hess, self.dtype).dispatcher,
-                                               np.int64(self.block))  # fmt: skip
-            sk.check("hessian", got)
+            hessian_blocks(xs, self.p, self.rows, h, math_kernel("hess", self.landscape.hess, self.dtype).dispatcher)
         return h
 
 

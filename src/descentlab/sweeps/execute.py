@@ -48,9 +48,9 @@ def run_task(spec: Any, out: str, particles: tuple[int, int] | None = None,
     from .index import read_point
 
     if threads is not None:
-        import numba
+        from ..kernels.threads import max_threads, set_threads
 
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        set_threads(min(threads, max_threads()))
     path = Path(out)
     t0 = time.perf_counter()
     if path.exists():
@@ -97,8 +97,7 @@ class LocalExecutor:
     Numba has threads, each single-threaded: one task's file work overlaps another's
     kernel (measured on 2 cores: a 64-point sweep of 10^4 x 1000 went from 2.0-2.6x to
     1.25-1.65x the time of one run of the same particle-steps). Results do not depend on
-    it (a kernel's result does not depend on its thread count). Only with a thread-safe
-    Numba threading layer (``omp``, ``tbb``), checked after the first task, which runs
+    it (a kernel's result does not depend on its thread count). The first task runs
     alone; the kernels every task needs are loaded before the others start.
     """
 
@@ -110,11 +109,11 @@ class LocalExecutor:
 
     def _plan(self, tasks: Sequence[Task]) -> tuple[int, int | None]:
         """(tasks at once, threads per task) for these tasks."""
-        import numba
+        from ..kernels.threads import get_threads
 
         if self.at_once is not None:
             k = max(1, min(self.at_once, len(tasks)))
-            return k, self.threads or max(1, numba.get_num_threads() // k)
+            return k, self.threads or max(1, get_threads() // k)
         if self.threads is not None or len(tasks) < 2:
             return 1, self.threads
         from ..engine.spec import parse_spec
@@ -124,7 +123,7 @@ class LocalExecutor:
             rs = t.run or parse_spec(t.spec)
             sizes.append(t.particles[1] - t.particles[0] if t.particles else rs.particles)
             cpu = cpu and rs.target == "cpu"
-        total = numba.get_num_threads()
+        total = get_threads()
         if total < 2 or max(sizes) > SMALL_POINT_PARTICLES or not cpu:  # a GPU takes one point at a time
             return 1, None
         return min(total, len(tasks)), 1
@@ -148,12 +147,9 @@ class LocalExecutor:
         try:
             rest = range(len(tasks))
             if k > 1:
-                one(0, False)  # alone: it loads the threading layer and its kernels
+                one(0, False)  # alone: it loads its kernels
                 rest = range(1, len(tasks))
-                if not _thread_safe_layer():
-                    k = 1
-                else:
-                    _load_kernels([tasks[i] for i in rest])
+                _load_kernels([tasks[i] for i in rest])
             if k == 1:
                 for i in rest:
                     one(i, False)
@@ -178,16 +174,6 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
-
-
-def _thread_safe_layer() -> bool:
-    """Whether Numba's threading layer (known once a parallel kernel has run) takes calls from several threads."""
-    import numba
-
-    try:
-        return numba.threading_layer() in ("omp", "tbb")
-    except ValueError:  # no parallel kernel has run yet
-        return False
 
 
 def _load_kernels(tasks: Sequence[Task]) -> None:

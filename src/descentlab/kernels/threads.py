@@ -1,0 +1,141 @@
+"""Threads of the CPU kernels: pieces of blocks claimed by a pool of Python threads.
+
+The compiled kernels release the GIL (``nogil``), so plain Python threads run them
+in parallel; :func:`for_pieces` splits ``[0, n)`` (blocks of particles) into pieces
+that the calling thread and ``threads - 1`` pool threads claim one after another
+until none is left. A piece's result does not depend on the thread that runs it, so
+results are the same for every thread count.
+
+Why not Numba's ``prange`` (the engine used it until 2026-12): a parallel kernel
+costs ~0.6 s more to compile per dtype (the parfor lowering and its gufunc), a
+fresh process pays for starting the threading layer, and prange splits the blocks
+statically, so with another program busy on one core every chunk waits for the
+thread that shares it; here a thread that is ahead takes more pieces. Calls from
+several threads at once (a sweep's points) need no thread-safe threading layer.
+
+The thread count is per calling thread (like :func:`numba.set_num_threads`, which
+it also follows), by default ``NUMBA_NUM_THREADS`` (the number of cores unless set).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+
+import numba
+
+_local = threading.local()
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+#: Pieces per thread: more pieces balance uneven threads (a busy core), fewer cost less
+#: (each piece is one call of a compiled kernel from Python, ~10 us).
+PIECES_PER_THREAD = 4
+
+
+def max_threads() -> int:
+    """The most threads a kernel may use: ``NUMBA_NUM_THREADS``."""
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def get_threads() -> int:
+    """Threads the kernels called from this thread use.
+
+    :func:`set_threads` of this thread if called, else Numba's own per-thread setting
+    (:func:`numba.set_num_threads`) if a program has started Numba's threading layer,
+    else :func:`max_threads`.
+    """
+    n = getattr(_local, "n", None)
+    if n is not None:
+        return n
+    from numba.np.ufunc import parallel
+
+    return int(numba.get_num_threads()) if parallel._is_initialized else max_threads()
+
+
+def set_threads(n: int | None) -> None:
+    """Threads for the kernels called from this thread (``None``: back to :func:`max_threads`)."""
+    if n is not None and not 1 <= int(n) <= max_threads():
+        raise ValueError(f"threads: expected 1..{max_threads()} (NUMBA_NUM_THREADS), got {n}")
+    _local.n = None if n is None else int(n)
+
+
+@contextmanager
+def using_threads(n: int | None) -> Iterator[None]:
+    """Within the block, kernels called from this thread use ``n`` threads."""
+    old = getattr(_local, "n", None)
+    set_threads(n)
+    try:
+        yield
+    finally:
+        _local.n = old
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size < workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="descentlab-kernel")
+            _pool_size = workers
+        return _pool
+
+
+def pieces(n: int, threads: int, min_size: int = 1) -> list[tuple[int, int]]:
+    """``[0, n)`` cut into at most ``PIECES_PER_THREAD * threads`` contiguous pieces of >= ``min_size``."""
+    if n <= 0:
+        return []
+    k = max(1, min(PIECES_PER_THREAD * threads, n // max(1, min_size)))
+    edges = [n * j // k for j in range(k + 1)]
+    return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
+
+
+def for_pieces(n: int, fn: Callable[[int, int], int], threads: int | None = None, min_size: int = 1) -> int:
+    """``sum(fn(lo, hi))`` over pieces of ``[0, n)``, run on ``threads`` threads (this one among them).
+
+    ``fn`` must release the GIL for the threads to overlap (a ``nogil`` kernel) and must
+    not depend on which thread runs it. An exception in any piece is raised here (after
+    the other threads have stopped).
+    """
+    threads = get_threads() if threads is None else threads
+    work = pieces(n, threads, min_size)
+    if threads <= 1 or len(work) <= 1:
+        return sum(fn(a, b) for a, b in work)
+    claim = itertools.count()  # next() of a count is atomic under the GIL
+    failed: list[BaseException] = []
+
+    def loop() -> int:
+        total = 0
+        while not failed:
+            j = next(claim)
+            if j >= len(work):
+                break
+            try:
+                total += fn(*work[j])
+            except BaseException as exc:  # stop the others; raised in the caller
+                failed.append(exc)
+                raise
+        return total
+
+    pool = _get_pool(threads - 1)
+    futures: list[Future[int]] = [pool.submit(loop) for _ in range(min(threads, len(work)) - 1)]
+    total = 0
+    try:
+        total = loop()
+    finally:
+        for f in futures:
+            if f.cancel():  # never started (the pool was busy): nothing left for it
+                continue
+            try:
+                total += f.result()
+            except BaseException:
+                if not failed:
+                    raise
+    if failed:
+        raise failed[0]
+    return total

@@ -1,0 +1,59 @@
+"""The host's thread pool for the CPU kernels (descentlab.kernels.threads)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from descentlab.kernels import threads
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 8, 9, 1000])
+@pytest.mark.parametrize("k", [1, 2, 3, 16])
+def test_pieces_tile_the_range(n: int, k: int) -> None:
+    ps = threads.pieces(n, k)
+    assert [a for a, _ in ps[1:]] == [b for _, b in ps[:-1]]  # contiguous
+    assert (ps[0][0], ps[-1][1]) == (0, n) if n else ps == []
+    assert len(ps) <= max(1, threads.PIECES_PER_THREAD * k) and all(b > a for a, b in ps)
+
+
+def test_for_pieces_runs_every_piece_once_on_several_threads() -> None:
+    seen: list[tuple[int, int]] = []
+    names: set[str] = set()
+
+    def fn(a: int, b: int) -> int:
+        time.sleep(0.01)  # lets the other thread claim pieces
+        seen.append((a, b))
+        names.add(threading.current_thread().name)
+        return b - a
+
+    assert threads.for_pieces(100, fn, threads=2) == 100
+    assert sorted(seen) == threads.pieces(100, 2)
+    assert len(names) == 2 and threading.current_thread().name in names
+    seen.clear()
+    assert threads.for_pieces(100, fn, threads=1) == 100 and len(seen) == len(threads.pieces(100, 1))
+
+
+def test_an_error_in_a_piece_is_raised_in_the_caller() -> None:
+    def fn(a: int, b: int) -> int:
+        if a > 0:
+            raise ZeroDivisionError(f"piece {a}")
+        time.sleep(0.05)
+        return 1
+
+    with pytest.raises(ZeroDivisionError, match="piece"):
+        threads.for_pieces(10, fn, threads=2)
+
+
+def test_thread_count_is_per_calling_thread() -> None:
+    with threads.using_threads(1):
+        assert threads.get_threads() == 1
+        got: list[int] = []
+        t = threading.Thread(target=lambda: got.append(threads.get_threads()))
+        t.start()
+        t.join()
+        assert got[0] != 1 or threads.max_threads() == 1
+    with pytest.raises(ValueError, match="threads"):
+        threads.set_threads(threads.max_threads() + 1)
