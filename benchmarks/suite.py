@@ -488,21 +488,17 @@ def machine() -> dict[str, str]:
                 model = val.strip()
             elif key.strip() == "flags":
                 flags = set(val.split())
-    import numba
-
-    try:
-        layer = numba.threading_layer()
-    except ValueError:
-        layer = "not initialised"
     simd = ", ".join(f for f in ("avx2", "fma", "avx512f") if f in flags) or "?"
-    return {
+    out = {
         "cpu": model,
         "logical cores": str(os.cpu_count()),
         "SIMD": simd,
-        "numba threads": str(_threads()),
-        "numba threading layer": layer,
+        "descentlab threads": f"{_threads()} (a pool of Python threads running the nogil block loop)",
         "os": f"{platform.system()} {platform.release()}",
     }
+    if os.environ.get(ISA_MARK):
+        out["instruction set used"] = f"{os.environ[ISA_MARK]} for every implementation (`--isa`: {ISA_NOTE})"
+    return out
 
 
 def _fmt_rate(r: float) -> str:
@@ -587,6 +583,32 @@ def write_markdown(path: Path, section: str, load: int = 0) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
+#: Set in the environment of a run re-executed by ``--isa``.
+ISA_MARK = "DESCENTLAB_BENCH_ISA"
+ISA_NOTE = ("NUMBA_CPU_NAME=haswell with no extra CPU features, XLA_FLAGS=--xla_cpu_max_isa=AVX2, "
+            "ATEN_CPU_CAPABILITY=avx2, NPY_DISABLE_CPU_FEATURES=AVX512F,...")  # fmt: skip
+#: What ``--isa avx2`` sets: every implementation limited to AVX2 + FMA, as on a machine without AVX-512.
+ISA_ENV = {
+    "avx2": {
+        "NUMBA_CPU_NAME": "haswell",
+        "NUMBA_CPU_FEATURES": "",  # the named CPU's own features only (not the host's AVX-512)
+        "XLA_FLAGS": "--xla_cpu_max_isa=AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR",
+    }
+}
+
+
+def _reexec_with_isa(isa: str) -> None:
+    """Run this command again with every implementation limited to ``isa`` (environment set before imports)."""
+    if os.environ.get(ISA_MARK) == isa:
+        return
+    env = {**os.environ, **ISA_ENV[isa], ISA_MARK: isa}
+    env["XLA_FLAGS"] = " ".join(x for x in (os.environ.get("XLA_FLAGS", ""), ISA_ENV[isa]["XLA_FLAGS"]) if x)
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
 def _sizes(text: str) -> list[int]:
     try:
         return [int(float(s)) for s in text.split(",") if s.strip()]
@@ -613,6 +635,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smoke test (overrides sizes, steps, repeats)")
     p.add_argument("--markdown", type=Path, help="write the results section into this file")
     p.add_argument("--json", type=Path, help="also write the raw rows as JSON")
+    p.add_argument("--isa", choices=sorted(ISA_ENV),
+                   help="limit every implementation to this instruction set (e.g. avx2 on an AVX-512 machine): "
+                        "the command runs again in a fresh process with the settings in the environment")  # fmt: skip
     p.add_argument("--load", type=int, default=0, metavar="K",
                    help="run K busy background processes (one per core: os.cpu_count()) during the measurements")
     return p
@@ -646,6 +671,11 @@ class BackgroundLoad:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite; returns the exit status (0, or 2 on bad arguments)."""
     args = parser().parse_args(argv)
+    if args.isa:
+        if argv is not None and list(argv) != sys.argv[1:]:
+            print("--isa: only from the command line (it runs the command again)", file=sys.stderr)
+            return 2
+        _reexec_with_isa(args.isa)
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     peers = [] if args.peers.strip() == "none" else [p.strip() for p in args.peers.split(",") if p.strip()]
     for d in dtypes:
@@ -693,7 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             notes.append(f"acceptance (issue 2): descentlab {dtype} N=1e5 {ours[0] / 1e6:.0f} M/s {verdict} "
                          f"the goal of {goal / 1e6:.0f} M/s")  # fmt: skip
     if peers:
-        notes.append(f"threads: descentlab (Numba) and torch {_threads()}; NumPy 1 (element-wise ufuncs); "
+        notes.append(f"threads: descentlab and torch {_threads()}; NumPy 1 (element-wise ufuncs); "
                      "JAX/XLA its own intra-op pool (all cores)")  # fmt: skip
     for dtype in dtypes:
         for n in args.sizes:

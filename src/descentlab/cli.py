@@ -53,7 +53,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or summary")] = False,
     chunk_steps: Annotated[int | None, typer.Option("--chunk-steps", help="steps per chunk (same results)")] = None,
     compression: Annotated[Compression | None, typer.Option("--compression", help="compress the trajectory")] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="Numba threads (results unchanged)")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="kernel threads (results unchanged)")] = None,
     checkpoint_every: Annotated[
         float, typer.Option("--checkpoint-every", help="seconds between checkpoints (0: every chunk)")
     ] = 30.0,
@@ -152,7 +152,7 @@ def sweep(
     resume: Annotated[bool, typer.Option("--resume", help="continue the sweep in OUT")] = False,
     dask: Annotated[str | None, typer.Option("--dask", help="run on Dask: local or tcp://HOST:PORT")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="workers of --dask local")] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="Numba threads per point")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="kernel threads per point")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or summary")] = False,
     chunk_steps: Annotated[int | None, typer.Option("--chunk-steps", help="steps per chunk (same results)")] = None,
     checkpoint_every: Annotated[

@@ -89,7 +89,7 @@ class LocalExecutor:
     """Tasks in this process: one after another, each on all of Numba's threads - or, for
     small points, several at once, each on its share of the threads.
 
-    ``threads``: Numba threads per task (default: all, and the automatic choice below).
+    ``threads``: kernel threads per task (default: all, and the automatic choice below).
     ``at_once``: tasks run at the same time (default: automatic). A small point (at most
     :data:`SMALL_POINT_PARTICLES` particles) spends as much time in fixed costs - spec,
     HDF5 layout, final writes, all on one core under the GIL - as in its kernel, so with
