@@ -230,7 +230,7 @@ def markdown(rows: list[dict[str, Any]], target: str) -> str:
         plain = r.get("record_ratio_plain")
         lines.append(f"| {r['workload']} | {r['dtype']} | {r['N']:.0e} | {rate(r['descentlab'])} | "
                      f"{rate(r.get('jax', ''))} | {rate(r.get('jax-direct', ''))} | {rate(r.get('torch'))} | "
-                     f"{ratio} | {'' if share is None else f'{share:.1%}'} | "
+                     f"{ratio} | {'' if share is None or np.isnan(share) else f'{share:.1%}'} | "
                      f"{'' if rec is None else f'{rec:.2f}'} | "
                      f"{'' if plain is None else f'{plain:.2f}'} |")  # fmt: skip
     return "\n".join(lines)

@@ -8,9 +8,9 @@ optimizer phase, ``evaluate``, ``hessian`` - is compiled to PTX with libNVVM
 pairs that cover the Hessian (Newton), the RNG (Langevin; minibatches of a model), a switch
 of optimizers and the MLP model.
 
-libNVVM comes with ``numba-cuda[cu13]`` (the ``test`` extra: the ``nvidia-nvvm`` wheel, about
-75 MB to download) or a CUDA toolkit; the test skips, saying so, only where it is not found.
-No GPU and no driver are needed.
+libNVVM comes with ``numba-cuda[cu13]`` (the ``test`` extra: the ``nvidia-nvvm``, ``nvidia-cuda-nvrtc``
+and ``nvidia-cuda-runtime`` wheels - checked with the system toolkit hidden) or with a CUDA
+toolkit; the test skips, saying so, only where libNVVM is not found. No GPU and no driver needed.
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ The host wrappers have the CPU kernels' signatures (NumPy arrays in, modified
 in place) so the engine drives both targets alike. The engine keeps a run's
 state on the device from chunk to chunk (:class:`Resident`): a chunk brings
 back only its records, and the state comes back when the host reads it
-(checkpoints, the end of the run).
+(checkpoints, the end of the run). A chunk runs in pieces of particles on a
+compute stream; each piece's records come back on a copy stream while the next
+piece computes (see ``run_chunk``). Every thread runs the canonical per-particle
+loop :func:`.common.checked_steps` (the CPU kernel's replay runs it too).
 """
 
 from __future__ import annotations
@@ -180,14 +183,14 @@ def make_cuda_kernels(l_value, l_grad, l_bgrad, l_hess, steps, state_slices, hyp
         rec_x, rec_loss = dev.records((n, c1 - c0, *r.x.shape[2:]), (n, c1 - c0), r.x.dtype)
         whole = c0 == 0 and c1 == r.x.shape[1]
         # rows of the destination are contiguous when the chunk fills whole rows (every chunk but a
-        # first one that leads with the record of step 0: that one goes through a host buffer)
-        dst_x, dst_loss = (r.x, r.loss) if whole else (np.empty(rec_x.shape, r.x.dtype),
-                                                       np.empty(rec_loss.shape, r.x.dtype))  # fmt: skip
+        # first one that leads with the record of step 0: that one goes through a page-locked buffer)
+        dst_x, dst_loss = (r.x, r.loss) if whole else (cuda.pinned_array(rec_x.shape, r.x.dtype),
+                                                       cuda.pinned_array(rec_loss.shape, r.x.dtype))  # fmt: skip
         phases = phase_ranges(t0, t1, c.phase_start)
         with contextlib.ExitStack() as pins:
-            if c1 > c0:
+            if c1 > c0 and whole:
                 for a in (dst_x, dst_loss):
-                    pins.enter_context(cuda.pinned(a))
+                    pins.enter_context(_page_locked(a))
             bounds = piece_bounds(n)
             for a, b in itertools.pairwise(bounds):
                 for j, pa, pb in phases:
@@ -247,6 +250,23 @@ def make_cuda_kernels(l_value, l_grad, l_bgrad, l_hess, steps, state_slices, hyp
 
     run_chunk.ptx = ptx  # type: ignore[attr-defined]
     return run_chunk, evaluate, hessian, resident
+
+
+@contextlib.contextmanager
+def _page_locked(a: np.ndarray) -> Iterator[None]:
+    """``a`` page-locked (registered with the driver) inside the block, so that copies into it are
+    asynchronous. Where the driver refuses (e.g. a page already registered), the copies still land,
+    but synchronously: the result is the same, only the overlap is lost."""
+    try:
+        pin = cuda.pinned(a)
+        pin.__enter__()
+    except Exception:  # any refusal of the driver: go on unpinned
+        yield
+        return
+    try:
+        yield
+    finally:
+        pin.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
