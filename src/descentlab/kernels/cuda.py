@@ -232,18 +232,16 @@ def make_cuda_kernels(l_value, l_grad, l_bgrad, l_hess, steps, state_slices, hyp
         keys ``run[j]`` (phase j), ``evaluate``, ``hessian``."""
         from numba import typeof
 
-        dev = Resident(p, c, True, on_device=False)
+        dev = Resident(p, c, True, on_device=False)  # a (D, D, n) Hessian buffer for hess_kernel too
         dim, n = p.x.shape
-        dt = p.x.dtype
-        rec_x, rec_loss = np.empty((n, 1, dim), dt), np.empty((n, 1), dt)
-        hd = dev.scratch[3] if use_hess else np.empty((dim, dim, n), dt)
+        rec_x, rec_loss = np.empty((n, 1, dim), p.x.dtype), np.empty((n, 1), p.x.dtype)
         todo: dict[str, tuple[Any, tuple[Any, ...]]] = {
             f"run[{j}]": (k, run_arguments(dev, c, j, 0, 1, 1, rec_x, rec_loss, 0, 0, n))
             for j, k in enumerate(run_kernels)
         }
         todo["evaluate"] = (eval_kernel, (p.x, dev.lparams, dev.scratch[1], dev.scratch[0], dev.scratch[6],
                                           dev.scratch[6]))  # fmt: skip
-        todo["hessian"] = (hess_kernel, (p.x, dev.lparams, dev.scratch[1], hd))
+        todo["hessian"] = (hess_kernel, (p.x, dev.lparams, dev.scratch[1], dev.scratch[3]))
         with _compute_capability(cc):
             return {name: cuda.compile_ptx(k.py_func, tuple(typeof(a) for a in args), cc=cc)[0]
                     for name, (k, args) in todo.items()}  # fmt: skip
