@@ -248,8 +248,6 @@ def _skeleton_functions(ident: int):  # type: ignore[no-untyped-def]
         st = np.empty(n, np.int8)
         c = np.empty(n, np.int64)
         cs = np.empty(n, np.int64)
-        px = np.empty((dim, n), X.dtype)
-        ps = np.empty((n_state, dim, n), X.dtype)
         for i in range(n):
             st[i] = status[lo_g + i]
             c[i] = cnt[lo_g + i]
@@ -316,7 +314,8 @@ def _skeleton_functions(ident: int):  # type: ignore[no-untyped-def]
                         c[i] = cs[i]
                     if st[i] != RUNNING or ev[i] == 0:
                         continue
-                    st[i], c[i], stp = checked_steps(x, s, g, hb, lw, ow, px, ps, np.uint64(i), np.uint64(i + 1),
+                    # column i of the snapshot (just restored) is free: the replay's last-finite-state scratch
+                    st[i], c[i], stp = checked_steps(x, s, g, hb, lw, ow, xs, ss, np.uint64(i), np.uint64(i + 1),
                                                      t, te, st[i], c[i], lp, hyper, phase_start, phase_lr,
                                                      lr_sched, seed, gid0, tol, patience, bnd, use_hess, f_bgrad,
                                                      f_hess, f_step)  # fmt: skip
