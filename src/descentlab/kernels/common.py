@@ -110,9 +110,10 @@ def chunk_arguments(p: Particles, c: RunConstants, t0: int, t1: int, r: ChunkRec
         X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched, seed, gid_base,
         t0, t1, record_every, rec_x, rec_loss, rec_first, tol2, patience, bound
 
-    (the CPU adapter then replaces ``S``, ``hyper``, ``phase_start``, ``phase_lr`` and ``seed``
-    by one phase's, see :meth:`descentlab.kernels.cpu.CpuKernels.run_chunk`; the CUDA kernel
-    takes the same order, with the device copies of :class:`descentlab.kernels.cuda.Resident`).
+    (both adapters run a chunk one optimizer phase at a time and replace ``S``, ``hyper``,
+    ``phase_start``, ``phase_lr`` and ``seed`` by that phase's, see
+    :meth:`descentlab.kernels.cpu.CpuKernels.run_chunk`; the CUDA kernel gets the device copies of
+    :class:`descentlab.kernels.cuda.Resident`, then its particle range and scratch).
     """
     return (p.x, p.state, p.status, p.stop_step, p.count, c.lparams, c.hyper, c.phase_start, c.phase_lr,
             c.schedule, c.seed, c.gid_base, t0, t1, r.every, r.x, r.loss, r.first, c.tol2, c.patience,

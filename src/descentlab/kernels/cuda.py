@@ -22,6 +22,7 @@ loop :func:`.common.checked_steps` (the CPU kernel's replay runs it too).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from .common import (
     Particles,
     RunConstants,
     checked_steps,
+    chunk_arguments,
     phase_key,
     phase_ranges,
 )
@@ -131,13 +133,18 @@ def make_cuda_kernels(l_value, l_grad, l_bgrad, l_hess, steps, state_slices, hyp
 
     def run_arguments(dev: Resident, c: RunConstants, j: int, t0: int, t1: int, every: int, rec_x: Any,
                       rec_loss: Any, rec_first: int, i0: int, i1: int) -> tuple[Any, ...]:  # fmt: skip
-        """``run_kernels[j]``'s arguments: phase ``j``, steps ``[t0, t1)``, particles ``[i0, i1)``."""
+        """``run_kernels[j]``'s arguments: phase ``j``, steps ``[t0, t1)``, particles ``[i0, i1)``
+        (:func:`.common.chunk_arguments` with the device copies and phase ``j``'s constants, as the
+        CPU adapter passes them, then the particle range and the scratch)."""
         s0, s1 = state_slices[j]
         h0, h1 = hyper_slices[j]
-        return (dev.x, dev.state[s0:s1], dev.status, dev.stop_step, dev.count, dev.lparams, dev.hyper[h0:h1],
-                int(c.phase_start[j]), float(c.phase_lr[j]), dev.schedule, np.uint64(c.seed) ^ phase_key(j),
-                int(c.gid_base), int(t0), int(t1), int(every), rec_x, rec_loss, int(rec_first), c.tol2,
-                int(c.patience), c.bound, int(i0), int(i1), *dev.scratch)  # fmt: skip
+        p = Particles(dev.x, dev.state[s0:s1], dev.status, dev.stop_step, dev.count)
+        phase = dataclasses.replace(c, lparams=dev.lparams, hyper=dev.hyper[h0:h1], phase_start=int(c.phase_start[j]),
+                                    phase_lr=float(c.phase_lr[j]), schedule=dev.schedule,
+                                    seed=np.uint64(c.seed) ^ phase_key(j), gid_base=int(c.gid_base),
+                                    patience=int(c.patience))  # fmt: skip
+        r = ChunkRecords(rec_x, rec_loss, int(rec_first), int(every))
+        return (*chunk_arguments(p, phase, int(t0), int(t1), r), int(i0), int(i1), *dev.scratch)
 
     @cuda.jit
     def eval_kernel(X, lp, LW, G, loss, grad_norm):
