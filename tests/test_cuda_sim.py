@@ -214,6 +214,27 @@ SCRIPT_RESUME = textwrap.dedent(
     part = dl.simulate({**on("cuda"), "optimizer": {"name": "langevin", "lr": 0.01}}, particles=(5, 15))
     report["shard_rows"] = bool(np.array_equal(whole.trajectory_x[5:15], part.trajectory_x)
                                 and np.array_equal(whole.status[5:15], part.status))
+    # records come back per piece of particles while the next piece computes (kernels/cuda.py): several
+    # chunks not aligned with the records, a switch whose phase boundary falls inside a chunk, the record of
+    # step 0 in the first chunk; split into 4 launches, as one launch, and on the CPU
+    import descentlab.kernels.cuda as kc
+    sw = {**spec, "run": {**spec["run"], "record_every": 3},
+          "optimizer": {"name": "switch", "phases": [{"name": "langevin", "lr": 0.01, "steps": 13},
+                                                     {"name": "adam", "lr": 0.05}]}}
+    sw_on = lambda target: {**sw, "run": {**sw["run"], "target": target}}
+    write_run(sw_on("cpu"), tmp / "sw-cpu.h5", progress=False, chunk_steps=7)
+    saved = kc.PIECE_PARTICLES
+    kc.PIECE_PARTICLES = 1 << 40  # one launch per chunk and phase: nothing overlapped
+    report["one_piece"] = kc.piece_bounds(20)
+    write_run(sw_on("cuda"), tmp / "sw-one.h5", progress=False, chunk_steps=7)
+    kc.PIECE_PARTICLES = 4
+    report["pieces"] = kc.piece_bounds(20)
+    write_run(sw_on("cuda"), tmp / "sw-pieces.h5", progress=False, chunk_steps=7)
+    kc.PIECE_PARTICLES = saved
+    with h5py.File(tmp / "sw-pieces.h5", "r") as f:
+        report["records"] = int(f["trajectory/x"].shape[1])  # steps 0, 3, ..., 30
+    report["pieces_as_one_launch"] = same(tmp / "sw-one.h5", tmp / "sw-pieces.h5")  # bit for bit
+    report["pieces_as_cpu"] = same(tmp / "sw-cpu.h5", tmp / "sw-pieces.h5", 1e-12)
     print(json.dumps(report))
     """
 )
@@ -228,4 +249,6 @@ def test_state_stays_on_the_device_and_runs_resume_across_targets(tmp_path) -> N
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report == {"cuda_file_as_cpu": True, "cuda_chunked_file": True, "resume_cpu_then_cuda": True,
                       "resume_cuda_then_cpu": True, "host_untouched_between_chunks": True,
-                      "state_after_two_chunks": True, "host_read_is_current": True, "shard_rows": True}  # fmt: skip
+                      "state_after_two_chunks": True, "host_read_is_current": True, "shard_rows": True,
+                      "one_piece": [0, 20], "pieces": [0, 5, 10, 15, 20], "records": 11,
+                      "pieces_as_one_launch": True, "pieces_as_cpu": True}  # fmt: skip

@@ -19,6 +19,7 @@ Rules for math functions (checked by review, enforced by the tests):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -108,3 +109,39 @@ def _real_overload(value, like):  # type: ignore[no-untyped-def]
     if dtype == types.float32:
         return lambda value, like: np.float32(value)
     return lambda value, like: np.float64(value)
+
+
+# Elementary functions for single-source code that also runs on NumPy arrays in the interpreter
+# (the counter-based RNG draws the initial positions of millions of particles at once): NumPy's
+# ufuncs there, ``math`` in compiled code. Numba's CUDA target has no scalar ``np.sqrt``/``np.log``
+# /``np.cos`` (only ``math``'s); on the CPU both lower to the same LLVM intrinsics.
+
+
+def sqrt(x):  # type: ignore[no-untyped-def]
+    """``np.sqrt`` in the interpreter, ``math.sqrt`` compiled."""
+    return np.sqrt(x)
+
+
+def log(x):  # type: ignore[no-untyped-def]
+    """``np.log`` in the interpreter, ``math.log`` compiled."""
+    return np.log(x)
+
+
+def cos(x):  # type: ignore[no-untyped-def]
+    """``np.cos`` in the interpreter, ``math.cos`` compiled."""
+    return np.cos(x)
+
+
+@overload(sqrt, target="generic")
+def _sqrt_overload(x):  # type: ignore[no-untyped-def]
+    return lambda x: math.sqrt(x)
+
+
+@overload(log, target="generic")
+def _log_overload(x):  # type: ignore[no-untyped-def]
+    return lambda x: math.log(x)
+
+
+@overload(cos, target="generic")
+def _cos_overload(x):  # type: ignore[no-untyped-def]
+    return lambda x: math.cos(x)

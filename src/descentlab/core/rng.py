@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import math_function
+from .._jit import cos, log, math_function, sqrt
 
 MASK32 = np.uint64(0xFFFFFFFF)
 _M0 = np.uint64(0xD2511F53)
@@ -70,8 +70,8 @@ def uniform_pair(seed, particle, stream, draw):  # type: ignore[no-untyped-def]
 def standard_normal(seed, particle, stream, draw):  # type: ignore[no-untyped-def]
     """One standard normal (Box-Muller on one Philox block), float64."""
     u0, u1 = uniform_pair(seed, particle, stream, draw)
-    radius = np.sqrt(-2.0 * np.log(1.0 - u0))  # 1 - u0 in (0, 1]: log is finite
-    return radius * np.cos(_TWO_PI * u1)
+    radius = sqrt(-2.0 * log(1.0 - u0))  # 1 - u0 in (0, 1]: log is finite
+    return radius * cos(_TWO_PI * u1)
 
 
 def host_uniform(seed: int, particles: np.ndarray, stream: int, draws: int) -> np.ndarray:

@@ -85,13 +85,3 @@ def pack_schedule(spec: Mapping[str, Any] | None, base_lr: float, total_steps: i
             raise ValueError("schedule.T_max: must be > 0")
     return np.array([SCHEDULES[name], a, b, warm, start], dtype=np.float64)
 
-
-@math_function(inline="never")
-def phase_of(k, phase_start, phase_lr, sched):
-    """(phase, 1-based step within the phase, learning rate) of global step k."""
-    ph = 0
-    for j in range(1, phase_start.shape[0]):
-        if k >= phase_start[j]:
-            ph = j
-    lr = phase_lr[ph] * schedule_factor(sched, k)
-    return ph, k - phase_start[ph] + 1, lr

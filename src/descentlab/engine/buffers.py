@@ -11,9 +11,13 @@ ALIGN = 4096
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """An uninitialised C-ordered array whose data start on an ``ALIGN``-byte boundary."""
+    """An uninitialised C-ordered array whose data start on an ``ALIGN``-byte boundary.
+
+    Its pages belong to it alone (the allocation is padded to whole pages), so that it can be
+    page-locked for a device copy (``kernels/cuda.py``) without touching a neighbour's page.
+    """
     dt = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-    raw = np.empty(nbytes + ALIGN, dtype=np.uint8)
+    raw = np.empty(-(-nbytes // ALIGN) * ALIGN + ALIGN, dtype=np.uint8)
     off = -raw.ctypes.data % ALIGN
     return raw[off : off + nbytes].view(dt).reshape(shape)

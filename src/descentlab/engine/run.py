@@ -29,8 +29,8 @@ from .spec import RunSpec, check_memory, parse_spec
 DEFAULT_CHUNK_STEPS = 1000
 
 
-def kernels_for(spec: RunSpec) -> Kernels:
-    """The (cached) compiled kernels of a spec's landscape x optimizer phases."""
+def _kernel_parts(spec: RunSpec) -> tuple[Any, ...]:
+    """The arguments of :func:`~descentlab.kernels.compile.build` for a spec (target and block last)."""
     steps, s_slices, h_slices = [], [], []
     s0 = h0 = 0
     for ph in spec.phases:
@@ -42,11 +42,33 @@ def kernels_for(spec: RunSpec) -> Kernels:
         s0 += ns
         h0 += nh
     land = spec.landscape
-    return build(
-        land.value, land.grad, land.hess, tuple(steps), tuple(s_slices), tuple(h_slices),
-        any(ph.optimizer.needs_hessian for ph in spec.phases), spec.target,
-        land.batch_grad, land.block or block_for(spec.dim, spec.particles),
-    )  # fmt: skip
+    return (land.value, land.grad, land.hess, tuple(steps), tuple(s_slices), tuple(h_slices),
+            any(ph.optimizer.needs_hessian for ph in spec.phases), spec.target, land.batch_grad,
+            land.block or block_for(spec.dim, spec.particles))  # fmt: skip
+
+
+def kernels_for(spec: RunSpec) -> Kernels:
+    """The (cached) compiled kernels of a spec's landscape x optimizer phases."""
+    return build(*_kernel_parts(spec))
+
+
+def cuda_ptx(spec: RunSpec, cc: tuple[int, int] = (9, 0)) -> dict[str, str]:
+    """PTX for compute capability ``cc`` of every CUDA kernel a run of ``spec`` launches (``run[j]``
+    for optimizer phase j, ``evaluate``, ``hessian``), compiled for the argument types the run passes.
+
+    Needs numba-cuda and libNVVM, not a GPU: it proves the kernels compile for a real device
+    (the CUDA simulator runs them as Python and never compiles them).
+    """
+    from ..kernels.compile import full_batch
+    from ..kernels.cuda import make_cuda_kernels
+
+    value, grad, hess, steps, s_slices, h_slices, needs_hessian, _, bgrad, _ = _kernel_parts(spec)
+    run_chunk, evaluate, hessian, _ = make_cuda_kernels(value, grad, bgrad or full_batch(grad), hess, steps,
+                                                        s_slices, h_slices, needs_hessian,
+                                                        require_device=False)  # fmt: skip
+    sim = Simulation(spec, kernels=Kernels(run_chunk, evaluate, hessian, "cuda"))
+    out: dict[str, str] = run_chunk.ptx(sim._host, sim.constants, cc)
+    return out
 
 
 def describe_kernels(spec: RunSpec) -> str:
@@ -69,17 +91,18 @@ class Simulation:
 
     Attributes (all modified as the run advances): ``x`` (D, n) positions,
     ``state`` (S, D, n) optimizer state, ``status`` (n,) int8, ``stop_step``
-    (n,) int64, ``count`` (n,) int64, ``step`` the number of steps done.
+    (n,) int64, ``count`` (n,) int64, ``step`` the number of steps done. ``kernels``: the
+    compiled kernels to run (default :func:`kernels_for` the spec).
     """
 
-    def __init__(self, spec: RunSpec, start: int = 0, stop: int | None = None) -> None:
+    def __init__(self, spec: RunSpec, start: int = 0, stop: int | None = None, kernels: Kernels | None = None) -> None:
         self.spec = spec
         self.start = start
         self.stop = spec.particles if stop is None else stop
         if not 0 <= self.start < self.stop <= spec.particles:
             raise ValueError(f"particle range [{start}, {stop}) outside [0, {spec.particles})")
         self.dtype = np.dtype(spec.dtype)
-        self.kernels = kernels_for(spec)
+        self.kernels = kernels_for(spec) if kernels is None else kernels
         #: Seconds spent compiling or loading kernels for this simulation (0 when already loaded).
         self.compile_time = self.kernels.prepare(self.dtype, describe_kernels(spec))
         n, dim = self.stop - self.start, spec.dim

@@ -18,7 +18,6 @@ from typing import Any
 
 from .._jit import BLOCK, math_function
 from ..core.identity import salt_of
-from .common import make_dispatch
 
 
 @dataclass(frozen=True)
@@ -96,8 +95,7 @@ def build(
     if target == "cuda":
         from .cuda import make_cuda_kernels
 
-        dispatch = make_dispatch(steps, state_slices, hyper_slices)
-        run_chunk, evaluate, hessian, resident = make_cuda_kernels(value, grad, bgrad, hess, dispatch,
-                                                                   needs_hessian)  # fmt: skip
+        run_chunk, evaluate, hessian, resident = make_cuda_kernels(value, grad, bgrad, hess, steps, state_slices,
+                                                                   hyper_slices, needs_hessian)  # fmt: skip
         return Kernels(run_chunk, evaluate, hessian, "cuda", resident=resident)
     raise ValueError(f"run.target: unknown target {target!r}; expected 'cpu' or 'cuda'")

@@ -11,8 +11,8 @@ instead each sub-block of at most ``CHECK_EVERY`` steps
 2. runs its steps branch-free, accumulating per particle an *event* flag
    (a coordinate not ``<= bound`` - so also NaN/Inf -, or ``cnt >= patience``),
 3. restores particles that were already stopped, and replays each flagged
-   particle from the snapshot one step at a time with the canonical checks of
-   :mod:`.common`.
+   particle from the snapshot one step at a time with the canonical checks:
+   :func:`.common.checked_steps`, the per-particle loop the CUDA kernel runs too.
 
 Vector and scalar code run the same machine code (the same compiled math
 function, called with ``hi = lo + 1`` for a replay), no fastmath, no FMA
@@ -63,15 +63,14 @@ from .._jit import CHECK_EVERY, CPU_KERNEL_OPTIONS, math_function
 from ..core.identity import identity_code, package_salt, salt_of
 from ..core.schedules import schedule_factor
 from .common import (
-    _PHASE_KEY,
-    CONVERGED,
-    DIVERGED,
-    OUT_OF_BOUND,
     RUNNING,
     ChunkRecords,
     Particles,
     RunConstants,
+    checked_steps,
     chunk_arguments,
+    phase_key,
+    phase_ranges,
 )
 from .threads import for_pieces
 
@@ -269,8 +268,6 @@ def _skeleton_functions(ident: int):  # type: ignore[no-untyped-def]
             st = np.empty(n, np.int8)
             c = np.empty(n, np.int64)
             cs = np.empty(n, np.int64)
-            px = np.empty(dim, X.dtype)
-            ps = np.empty((n_state, dim), X.dtype)
             for i in range(n):
                 st[i] = status[lo_g + i]
                 c[i] = cnt[lo_g + i]
@@ -337,47 +334,13 @@ def _skeleton_functions(ident: int):  # type: ignore[no-untyped-def]
                             c[i] = cs[i]
                         if st[i] != RUNNING or ev[i] == 0:
                             continue
-                        ui = np.uint64(i)
-                        uj = np.uint64(i + 1)
-                        for k in range(t, te):
-                            out = False
-                            for d in range(dim):
-                                if not (abs(x[d, i]) <= bnd):
-                                    out = True
-                            if out:
-                                st[i] = OUT_OF_BOUND
-                                stop_step[lo_g + i] = k
-                                break
-                            lr = phase_lr * schedule_factor(lr_sched, k)
-                            tl = k - phase_start + 1
-                            f_bgrad(x, lp, lw, g, ui, uj, k + 1, seed, gid0)
-                            acc = g[0, i] * g[0, i]
-                            for d in range(1, dim):
-                                acc += g[d, i] * g[d, i]
-                            c[i] = c[i] + 1 if acc < tol else 0
-                            if c[i] >= patience:
-                                st[i] = CONVERGED
-                                stop_step[lo_g + i] = k
-                                break
-                            for d in range(dim):
-                                px[d] = x[d, i]
-                                for q in range(n_state):
-                                    ps[q, d] = s[q, d, i]
-                            if use_hess:
-                                f_hess(x, lp, lw, hb, ui, uj)
-                            f_step(x, g, s, hyper, lr, tl, hb, ow, seed, gid0, ui, uj)
-                            finite = True
-                            for d in range(dim):
-                                if not np.isfinite(x[d, i]):
-                                    finite = False
-                            if not finite:
-                                for d in range(dim):
-                                    x[d, i] = px[d]
-                                    for q in range(n_state):
-                                        s[q, d, i] = ps[q, d]
-                                st[i] = DIVERGED
-                                stop_step[lo_g + i] = k + 1
-                                break
+                        # column i of the snapshot (just restored) is free: the replay's last-finite-state scratch
+                        st[i], c[i], stp = checked_steps(x, s, g, hb, lw, ow, xs, ss, np.uint64(i), np.uint64(i + 1),
+                                                         t, te, st[i], c[i], lp, hyper, phase_start, phase_lr,
+                                                         lr_sched, seed, gid0, tol, patience, bnd, use_hess, f_bgrad,
+                                                         f_hess, f_step)  # fmt: skip
+                        if stp >= 0:
+                            stop_step[lo_g + i] = stp
                 t = te
                 if t % record_every == 0:
                     r = t // record_every - rec_first
@@ -602,24 +565,17 @@ class CpuKernels:
         sk: Skeleton = fns["skeleton"]
         run_block = sk.get().dispatcher
         dt = X.dtype.type
-        n_phases = len(self.steps)
         n_blocks = (X.shape[1] + self.block - 1) // self.block
-        phase_start = c.phase_start
         # the block loop's explicit signature: int64 counts and ids, limits in the dtype of X
         c = dataclasses.replace(c, gid_base=np.int64(c.gid_base), tol2=dt(c.tol2), patience=np.int64(c.patience),
                                 bound=dt(c.bound))  # fmt: skip
         r = dataclasses.replace(r, first=np.int64(r.first), every=np.int64(r.every))
-        for j in range(n_phases):
-            a = max(int(t0), int(phase_start[j]))
-            b = min(int(t1), int(phase_start[j + 1])) if j + 1 < n_phases else int(t1)
-            if a >= b:
-                continue
+        for j, a, b in phase_ranges(t0, t1, c.phase_start):
             s0, s1 = self.state_slices[j]
             h0, h1 = self.hyper_slices[j]
-            key = np.uint64((j * _PHASE_KEY) % 2**64)
             phase = dataclasses.replace(c, hyper=np.ascontiguousarray(c.hyper[h0:h1]),
-                                        phase_start=np.int64(phase_start[j]), phase_lr=float(c.phase_lr[j]),
-                                        seed=np.uint64(c.seed) ^ key)  # fmt: skip
+                                        phase_start=np.int64(c.phase_start[j]), phase_lr=float(c.phase_lr[j]),
+                                        seed=np.uint64(c.seed) ^ phase_key(j))  # fmt: skip
             args = (np.int64(self.block),
                     *chunk_arguments(dataclasses.replace(p, state=p.state[s0:s1]), phase, np.int64(a), np.int64(b), r),
                     fns["value"], fns["batch_grad"], fns["run_hess"], fns["steps"][j], self.needs_hessian,

@@ -41,7 +41,8 @@ def _exp_parts(v):  # type: ignore[no-untyped-def]
     low = real(_EXP_MIN, v)
     v = low if v < low else v  # -inf -> low; NaN stays NaN (and makes r NaN)
     finite = v if v >= low else low  # NaN -> low: math.floor(NaN) raises in the interpreter
-    k = math.floor(finite * real(_LOG2E, v) + real(0.5, v))
+    # int(): Numba's CUDA target gives math.floor the argument's float type (its CPU target an int)
+    k = int(math.floor(finite * real(_LOG2E, v) + real(0.5, v)))  # noqa: RUF046
     kf = real(k, v)
     r = (v - kf * real(_LN2_HI, v)) - kf * real(_LN2_LO, v)
     q = real(_F13, v)
