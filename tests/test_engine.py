@@ -45,6 +45,7 @@ def mixed() -> dl.Result:
 
 
 def test_thread_count_does_not_change_results(mixed: dl.Result, monkeypatch: pytest.MonkeyPatch) -> None:
+    import descentlab.engine.run as engine_run
     from descentlab.kernels import threads
 
     before = numba.get_num_threads()
@@ -57,9 +58,10 @@ def test_thread_count_does_not_change_results(mixed: dl.Result, monkeypatch: pyt
     _same(mixed, one)
     with threads.using_threads(1):
         _same(mixed, dl.simulate(MIXED))
-    # other cuts of the blocks into pieces, claimed by two threads in whatever order they come
-    for per_thread in (1, 3, 64):
-        monkeypatch.setattr(threads, "PIECES_PER_THREAD", per_thread)
+    # threads claim blocks in whatever order they come: every run the same bits (small blocks, many claims)
+    monkeypatch.setattr(engine_run, "block_for", lambda dim, particles=None: 16)
+    assert kernels_for(parse_spec(MIXED)).run_chunk.owner.block == 16
+    for _ in range(3):
         _same(mixed, dl.simulate(MIXED))
 
 

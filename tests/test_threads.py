@@ -57,3 +57,24 @@ def test_thread_count_is_per_calling_thread() -> None:
         assert got[0] != 1 or threads.max_threads() == 1
     with pytest.raises(ValueError, match="threads"):
         threads.set_threads(threads.max_threads() + 1)
+
+
+def test_on_threads_runs_one_call_per_thread_and_sums() -> None:
+    names: list[str] = []
+
+    def fn() -> int:
+        time.sleep(0.02)
+        names.append(threading.current_thread().name)
+        return 3
+
+    assert threads.on_threads(2, fn) == 6 and len(set(names)) == 2
+    assert threads.on_threads(1, fn) == 3
+
+    def bad() -> int:
+        if threading.current_thread() is not threading.main_thread():
+            raise KeyError("pool thread")
+        time.sleep(0.02)
+        return 1
+
+    with pytest.raises(KeyError, match="pool thread"):
+        threads.on_threads(2, bad)

@@ -59,6 +59,8 @@ import numpy as np
 from numba import njit, types
 from numba.core.errors import NumbaIRAssumptionWarning
 from numba.core.typing.typeof import typeof_impl
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array
 
 from .._jit import CHECK_EVERY, CPU_KERNEL_OPTIONS, math_function
 from ..core.identity import identity_code, package_salt, salt_of
@@ -73,7 +75,7 @@ from .common import (
     phase_key,
     phase_ranges,
 )
-from .threads import for_pieces
+from .threads import for_pieces, get_threads, on_threads
 
 log = logging.getLogger("descentlab")
 
@@ -261,13 +263,30 @@ def math_kernel(kind: str, fn: Callable[..., Any], dtype_name: str) -> Compiled:
 # --------------------------------------------------------------------------- the skeleton
 
 
+@intrinsic
+def claim_next(typingctx: Any, counter: Any) -> Any:
+    """``counter[0]`` before adding 1 to it, atomically (threads claim blocks with it)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        ary = make_array(sig.args[0])(context, builder, args[0])
+        return builder.atomic_rmw("add", ary.data, context.get_constant(types.int64, 1), "seq_cst")
+
+    return types.int64(counter), codegen
+
+
 def _skeleton_functions(ident: int):  # type: ignore[no-untyped-def]
     check_every = CHECK_EVERY
 
-    def run_block(b0, b1, block, X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
+    def run_block(claim, n_blocks, block, X, S, status, stop_step, cnt, lp, hyper, phase_start, phase_lr, lr_sched,
                   seed, gid_base, t0, t1, record_every, rec_x, rec_loss, rec_first,
                   tol2, patience, bound, f_value, f_bgrad, f_hess, f_step, use_hess, lrows, orows):  # fmt: skip
-        """Advance the particles of blocks ``b0 .. b1`` from step ``t0`` to ``t1`` under one optimizer phase.
+        """Advance blocks of particles from step ``t0`` to ``t1`` under one optimizer phase.
+
+        Every thread of a chunk runs this once: it claims the next block (``claim[0]``, an
+        atomic counter shared by the threads) until all ``n_blocks`` are taken, so a thread
+        on a busy core simply takes fewer blocks.
 
         Blocks are ``block`` particles (columns) each; arrays modified in place:
         X (D, N) positions; S (Sphase, D, N) this phase's optimizer state; status (N,) int8;
@@ -281,7 +300,12 @@ def _skeleton_functions(ident: int):  # type: ignore[no-untyped-def]
         pointers; ``lrows`` and ``orows`` their scratch rows per particle. Returns the
         skeleton's identity constant times the number of blocks run.
         """
-        for b in range(b0, b1):
+        done = 0
+        while True:
+            b = claim_next(claim)
+            if b >= n_blocks:
+                break
+            done += 1
             dim, n_all = X.shape
             last = dim - 1
             n_state = S.shape[0]
@@ -408,7 +432,7 @@ def _skeleton_functions(ident: int):  # type: ignore[no-untyped-def]
                 for d in range(dim):
                     for i in range(n):
                         S[q, d, lo_g + i] = s[q, d, i]
-        return ident * (b1 - b0)
+        return ident * done
 
     return run_block
 
@@ -431,7 +455,7 @@ class Skeleton:
         f, a1, a2, a3 = _arrays(self.dtype)
         fn = {k: types.FunctionType(math_signature(k, self.dtype)) for k in ("value", "batch_grad", "hess", "step")}
         i8, i64, f64 = (types.Array(t, 1, "C") for t in (types.int8, types.int64, types.float64))
-        return I64(I64, I64, I64, a2, a3, i8, i64, i64, a1, f64, I64, types.float64, f64, U64, I64, I64, I64, I64,
+        return I64(i64, I64, I64, a2, a3, i8, i64, i64, a1, f64, I64, types.float64, f64, U64, I64, I64, I64, I64,
                    a3, a2, I64, f, I64, f, fn["value"], fn["batch_grad"], fn["hess"], fn["step"], types.boolean,
                    I64, I64)  # fmt: skip
 
@@ -617,6 +641,7 @@ class CpuKernels:
         run_block = sk.get().dispatcher
         dt = X.dtype.type
         n_blocks = (X.shape[1] + self.block - 1) // self.block
+        n = np.int64(n_blocks)
         # the block loop's explicit signature: int64 counts and ids, limits in the dtype of X
         c = dataclasses.replace(c, gid_base=np.int64(c.gid_base), tol2=dt(c.tol2), patience=np.int64(c.patience),
                                 bound=dt(c.bound))  # fmt: skip
@@ -632,10 +657,8 @@ class CpuKernels:
                     fns["*value"], fns["*batch_grad"], fns["*hess"], fns["steps"][j], self.needs_hessian,
                     np.int64(c.lrows), np.int64(c.orows))  # fmt: skip
 
-            def piece(b0: int, b1: int, args: tuple[Any, ...] = args) -> int:
-                return run_block(np.int64(b0), np.int64(b1), *args)
-
-            got = for_pieces(n_blocks, piece)
+            claim = np.zeros(1, np.int64)
+            got = on_threads(min(get_threads(), n_blocks), lambda args=args, claim=claim: run_block(claim, n, *args))
             sk.check("run", got, n_blocks)
 
     def evaluate(self, X: np.ndarray, lp: np.ndarray, lrows: int, loss: np.ndarray, grad_norm: np.ndarray) -> None:

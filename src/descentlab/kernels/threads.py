@@ -98,6 +98,35 @@ def pieces(n: int, threads: int, min_size: int = 1) -> list[tuple[int, int]]:
     return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
 
+def on_threads(threads: int, fn: Callable[[], int]) -> int:
+    """``sum(fn())`` over ``threads`` calls at once: this thread's and ``threads - 1`` pool threads'.
+
+    For kernels that share out their work themselves (the CPU block loop claims blocks
+    from an atomic counter): one call per thread, no Python between pieces. An exception
+    in any call is raised here after all have returned.
+    """
+    if threads <= 1:
+        return fn()
+    pool = _get_pool(threads - 1)
+    futures = [pool.submit(fn) for _ in range(threads - 1)]
+    total = 0
+    error: BaseException | None = None
+    try:
+        total = fn()
+    except BaseException as exc:
+        error = exc
+    for f in futures:
+        if f.cancel():  # never started (the pool was busy): the others did its share
+            continue
+        try:
+            total += f.result()
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+    return total
+
+
 def for_pieces(n: int, fn: Callable[[int, int], int], threads: int | None = None, min_size: int = 1) -> int:
     """``sum(fn(lo, hi))`` over pieces of ``[0, n)``, run on ``threads`` threads (this one among them).
 
