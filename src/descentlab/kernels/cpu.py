@@ -1,7 +1,8 @@
 """CPU adapter: blocks of particles spread over threads, math called through function pointers.
 
-The host cuts the particles into blocks and hands pieces of blocks to threads
-(:mod:`.threads`: the compiled code releases the GIL). Each block of ``block``
+The host cuts the particles into blocks and runs the block loop once on each of
+its threads (:mod:`.threads`: the compiled code releases the GIL); the threads claim
+blocks from an atomic counter. Each block of ``block``
 particles is copied into local (D, n) arrays; the step loop runs outside and
 every math function loops over the block's particles inside, which LLVM
 vectorises. Status is not branched on per step (that stops vectorisation);
@@ -523,8 +524,7 @@ class CpuKernels:
     ``steps[j]``, ``state_slices[j]`` and ``hyper_slices[j]`` describe phase j;
     ``needs_hessian`` makes every step evaluate the landscape Hessian first.
     Nothing is compiled until :meth:`prepare` (or the first call) for a dtype.
-    Work is spread over threads by the host (:func:`.threads.for_pieces`), blocks of
-    ``block`` particles at a time.
+    Blocks of ``block`` particles are claimed by the threads of :func:`.threads.on_threads`.
     """
 
     def __init__(

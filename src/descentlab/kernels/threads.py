@@ -1,16 +1,18 @@
-"""Threads of the CPU kernels: pieces of blocks claimed by a pool of Python threads.
+"""Threads of the CPU kernels: a pool of Python threads running compiled code that releases the GIL.
 
-The compiled kernels release the GIL (``nogil``), so plain Python threads run them
-in parallel; :func:`for_pieces` splits ``[0, n)`` (blocks of particles) into pieces
-that the calling thread and ``threads - 1`` pool threads claim one after another
-until none is left. A piece's result does not depend on the thread that runs it, so
-results are the same for every thread count.
+Two ways to share out work: :func:`on_threads` calls a kernel once on each of
+``threads`` threads (the calling one and ``threads - 1`` pool threads) and the kernel
+hands out its blocks itself - the CPU block loop claims blocks from an atomic counter,
+so no Python runs between blocks; :func:`for_pieces` cuts ``[0, n)`` into pieces that
+the threads claim one after another, a Python call each (evaluations, Hessians). A
+block's or piece's result does not depend on the thread that runs it, so results are
+the same for every thread count.
 
 Why not Numba's ``prange`` (the engine used it until 2026-12): a parallel kernel
 costs ~0.6 s more to compile per dtype (the parfor lowering and its gufunc), a
 fresh process pays for starting the threading layer, and prange splits the blocks
 statically, so with another program busy on one core every chunk waits for the
-thread that shares it; here a thread that is ahead takes more pieces. Calls from
+thread that shares it; here a thread that is ahead takes more blocks. Calls from
 several threads at once (a sweep's points) need no thread-safe threading layer.
 
 The thread count is per calling thread (like :func:`numba.set_num_threads`, which
