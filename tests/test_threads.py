@@ -61,14 +61,15 @@ def test_thread_count_is_per_calling_thread() -> None:
 
 def test_on_threads_runs_one_call_per_thread_and_sums() -> None:
     names: list[str] = []
+    both = threading.Barrier(2, timeout=30)
 
     def fn() -> int:
-        time.sleep(0.02)
+        both.wait()  # each call waits for the other: both run at once
         names.append(threading.current_thread().name)
         return 3
 
     assert threads.on_threads(2, fn) == 6 and len(set(names)) == 2
-    assert threads.on_threads(1, fn) == 3
+    assert threads.on_threads(1, lambda: 3) == 3
 
     def bad() -> int:
         if threading.current_thread() is not threading.main_thread():
@@ -78,3 +79,26 @@ def test_on_threads_runs_one_call_per_thread_and_sums() -> None:
 
     with pytest.raises(KeyError, match="pool thread"):
         threads.on_threads(2, bad)
+
+
+def test_a_forked_child_gets_its_own_pool() -> None:
+    import multiprocessing
+
+    threads.on_threads(2, lambda: time.sleep(0.05) or 1)  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        names = pool.apply(_thread_names_in_child)
+    assert len(set(names)) == 2  # the child ran on two threads, not one with a dead pool's futures
+
+
+def _thread_names_in_child() -> list[str]:
+    names: list[str] = []
+    both = threading.Barrier(2, timeout=30)  # broken (an error) if the pool's thread never runs
+
+    def fn() -> int:
+        both.wait()
+        names.append(threading.current_thread().name)
+        return 1
+
+    assert threads.on_threads(2, fn) == 2
+    return names

@@ -22,6 +22,7 @@ it also follows), by default ``NUMBA_NUM_THREADS`` (the number of cores unless s
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -80,6 +81,15 @@ def using_threads(n: int | None) -> Iterator[None]:
         _local.n = old
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist here; the next call makes a new pool."""
+    global _pool, _pool_size, _lock
+    _pool, _pool_size, _lock = None, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _get_pool(workers: int) -> ThreadPoolExecutor:
     global _pool, _pool_size
     with _lock:
@@ -104,8 +114,10 @@ def on_threads(threads: int, fn: Callable[[], int]) -> int:
     """``sum(fn())`` over ``threads`` calls at once: this thread's and ``threads - 1`` pool threads'.
 
     For kernels that share out their work themselves (the CPU block loop claims blocks
-    from an atomic counter): one call per thread, no Python between pieces. An exception
-    in any call is raised here after all have returned.
+    from an atomic counter): one call per thread, no Python between pieces. A pool call
+    that has not started when this thread's call returns is cancelled - this thread has
+    then done its share (with a busy pool, all the work). An exception in any call is
+    raised here after all have returned.
     """
     if threads <= 1:
         return fn()
