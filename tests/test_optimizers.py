@@ -364,3 +364,18 @@ def test_index_constants_name_their_slots():
     assert sgd.HYPER[sgd.NESTEROV] == "nesterov" and rmsprop.HYPER[rmsprop.CENTERED] == "centered"
     with pytest.raises(ValueError, match="not in the layout"):
         hyper_indices(("a", "b"), "c")
+
+
+@pytest.mark.parametrize("dim", [1, 3])
+def test_status_checks_in_one_two_and_more_passes_match_the_reference(dim: int) -> None:
+    """The kernel sums the squared gradient, checks the bound and counts steps under grad_tol in D
+    passes over a block (the first starts the sum, the last updates the counter; D = 1 is both):
+    statuses, stop steps and records equal the reference loop's for D = 1 and D = 3 (checked: dropping the
+    bound check from the last pass fails the D = 3 case)."""
+    spec = _spec("quadratic", {"name": "sgd", "lr": 0.1}, run={"particles": 300, "steps": 200},
+                 landscape={"name": _land("quadratic"), "dim": dim},
+                 init={"scheme": "uniform", "low": -4.0, "high": 4.0},
+                 stop={"grad_tol": 1e-2, "patience": 3, "bound": 3.9})  # fmt: skip
+    res, _ = _check(spec)
+    counts = np.bincount(res.status, minlength=4)
+    assert counts[1] > 0 and counts[3] > 0, counts  # some converged, some started outside the bound
