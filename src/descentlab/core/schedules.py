@@ -45,12 +45,15 @@ def schedule_factor(sched, k):
     """Multiplier of the base learning rate at global step ``k`` (float64)."""
     kind = sched[0]
     main = 1.0
+    # math.pow (the C library's pow), not ``**`` with an integer exponent: Numba compiles that
+    # as repeated multiplication, which rounds differently from the interpreter's pow (the CUDA
+    # simulator, the references) and takes twice as long to compile
     if kind == 1.0:
-        main = sched[2] ** (k // int(sched[1]))
+        main = math.pow(sched[2], float(k // int(sched[1])))
     elif kind == 2.0:
-        main = sched[1] ** k
+        main = math.pow(sched[1], float(k))
     elif kind == 3.0:
-        kk = min(float(k), sched[1])
+        kk = float(k) if float(k) < sched[1] else sched[1]
         main = sched[2] + (1.0 - sched[2]) * 0.5 * (1.0 + math.cos(math.pi * kk / sched[1]))
     warm = 1.0
     if sched[3] > 0.0 and k < sched[3]:
