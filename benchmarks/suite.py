@@ -599,14 +599,15 @@ ISA_ENV = {
 }
 
 
-def _reexec_with_isa(isa: str) -> None:
-    """Run this command again with every implementation limited to ``isa`` (environment set before imports)."""
+def _reexec_with_isa(isa: str, argv: Sequence[str]) -> None:
+    """Run the suite again (``run.py`` with ``argv``) in a fresh process whose environment limits every
+    implementation to ``isa`` (the settings must be there before Numba, JAX or torch are imported)."""
     if os.environ.get(ISA_MARK) == isa:
         return
     env = {**os.environ, **ISA_ENV[isa], ISA_MARK: isa}
     env["XLA_FLAGS"] = " ".join(x for x in (os.environ.get("XLA_FLAGS", ""), ISA_ENV[isa]["XLA_FLAGS"]) if x)
     sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).with_name("run.py")), *argv], env)
 
 
 def _sizes(text: str) -> list[int]:
@@ -672,10 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite; returns the exit status (0, or 2 on bad arguments)."""
     args = parser().parse_args(argv)
     if args.isa:
-        if argv is not None and list(argv) != sys.argv[1:]:
-            print("--isa: only from the command line (it runs the command again)", file=sys.stderr)
-            return 2
-        _reexec_with_isa(args.isa)
+        _reexec_with_isa(args.isa, sys.argv[1:] if argv is None else list(argv))
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     peers = [] if args.peers.strip() == "none" else [p.strip() for p in args.peers.split(",") if p.strip()]
     for d in dtypes:
