@@ -12,6 +12,7 @@ and compare every result bit for bit with the same pair run alone on a private c
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,21 @@ def test_sweep_of_first_order_optimizers_on_two_landscapes(tmp_path: Path) -> No
     rng = np.random.default_rng(0)
     orders = [pairs, pairs[::-1], *[list(rng.permutation(pairs)) for _ in range(2)]]
     _check(tmp_path, pairs, orders, orders)
+
+
+def test_a_compile_is_announced_with_what_it_compiled(tmp_path: Path) -> None:
+    """On an empty cache the API logs 'compiling ... - first use' and then what took how long, named for a
+    reader (no cache hashes); from the cache it logs no compile."""
+    code = ("import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s'); "
+            "import descentlab as dl; dl.simulate({'run': {'particles': 64, 'steps': 5, 'seed': 1}, "
+            "'landscape': {'name': 'himmelblau'}, 'optimizer': {'name': 'adam', 'lr': 0.01}})")  # fmt: skip
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "compiling himmelblau x adam (float64) - first use, cached afterwards" in first.stdout
+    line = next(x for x in first.stdout.splitlines() if x.startswith("compiled himmelblau x adam (float64) in "))
+    for part in ("block loop", "value (himmelblau_value)", "gradient", "no-op Hessian", "step (adam_step)"):
+        assert part in line, line
+    assert not re.search(r"[0-9a-f]{12}", line), line
+    again = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "compil" not in again.stdout, again.stdout

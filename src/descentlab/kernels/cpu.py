@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import re
 import threading
 import time
 import warnings
@@ -186,6 +187,8 @@ class Compiled:
     name: str
     #: Whether a compile message has named it already.
     reported: bool = False
+    #: What it is, for messages ("block loop", "value rosenbrock_value", ...).
+    role: str = ""
 
     def pointer(self) -> FunctionPointer:
         """The compiled function as a first-class function value (address looked up once)."""
@@ -257,8 +260,20 @@ def math_kernel(kind: str, fn: Callable[..., Any], dtype_name: str) -> Compiled:
     dtype = np.dtype(dtype_name)
     label = getattr(fn, "__name__", "fn").strip("<>")
     name = f"{kind}_{label}_{salt}_{dtype_name}"
-    return _compile(_wrapper(kind, fn, ident), math_signature(kind, dtype), MATH_OPTIONS, name,
-                    (ident, _probe_args(kind, dtype)))  # fmt: skip
+    c = _compile(_wrapper(kind, fn, ident), math_signature(kind, dtype), MATH_OPTIONS, name,
+                 (ident, _probe_args(kind, dtype)))  # fmt: skip
+    what = re.sub(r"_?[0-9a-f]{12}$", "", label)  # without a closure's hash
+    if fn is _NO_HESSIAN:
+        c.role = "no-op Hessian"
+    elif what.startswith("full_batch"):  # a landscape without data: its gradient
+        c.role = "gradient"
+    else:
+        c.role = _ROLE_WORDS[kind] + ("" if what in _ROLE_WORDS or what == "w" else f" ({what})")
+    return c
+
+
+_ROLE_WORDS = {"value": "value", "grad": "gradient", "batch_grad": "minibatch gradient", "hess": "Hessian",
+               "step": "step"}
 
 
 # --------------------------------------------------------------------------- the skeleton
@@ -468,6 +483,7 @@ class Skeleton:
             # that they all have the block's shape, so every array's strides are loaded and kept apart)
             self._made[name] = _compile(self._fns[name], self._block_sig(), {**MATH_OPTIONS, "_nrt": True},
                                         f"{name}_{self.tag}", None)  # fmt: skip
+            self._made[name].role = "block loop"
         return self._made[name]
 
     def check(self, name: str, got: int, calls: int = 1) -> None:
@@ -578,7 +594,7 @@ class CpuKernels:
             p.reported = True
         if compiled:
             log.info("compiled %s in %.1f s (%s)", what, seconds,
-                     ", ".join(f"{p.name.rsplit('_', 2)[0]} {p.seconds:.1f} s" for p in compiled))  # fmt: skip
+                     ", ".join(f"{p.role or p.name} {p.seconds:.1f} s" for p in compiled))  # fmt: skip
         return seconds
 
     def _roles(self) -> list[str]:
