@@ -708,8 +708,19 @@ def _eval_columns(rows: int) -> int:
     return max(64, min(EVAL_COLUMNS, EVAL_ELEMENTS // max(1, rows)))
 
 
-def _columns(X: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    return np.ascontiguousarray(X[:, lo:hi])
+def _over_columns(X: np.ndarray, rows: int, body: Callable[[np.ndarray, int, int], None]) -> None:
+    """``body(x, lo, hi)`` for contiguous copies ``x`` (D, hi - lo) of blocks of columns of X (D, N), whose
+    calls need ``rows`` numbers of scratch per column, in pieces on threads."""
+    n_all = X.shape[1]
+    step = _eval_columns(rows)
+
+    def piece(b0: int, b1: int) -> int:
+        for lo in range(b0 * step, min(b1 * step, n_all), step):
+            hi = min(lo + step, n_all)
+            body(np.ascontiguousarray(X[:, lo:hi]), lo, hi)
+        return 0
+
+    for_pieces((n_all + step - 1) // step, piece)
 
 
 def evaluate_blocks(X: np.ndarray, lp: np.ndarray, lrows: int, loss: np.ndarray, grad_norm: np.ndarray,
@@ -719,40 +730,28 @@ def evaluate_blocks(X: np.ndarray, lp: np.ndarray, lrows: int, loss: np.ndarray,
     The norm sums the squared coordinates in order 0 .. D-1 in the dtype of X and takes
     the square root (NumPy reduces a C-ordered (D, n) array's first axis row after row).
     """
-    dim, n_all = X.shape
-    step = _eval_columns(lrows + dim)
     z = np.uint64(0)
 
-    def piece(b0: int, b1: int) -> int:
-        for lo in range(b0 * step, min(b1 * step, n_all), step):
-            hi = min(lo + step, n_all)
-            n = hi - lo
-            x = _columns(X, lo, hi)
-            w = np.empty((lrows, n), X.dtype)
-            g = np.empty((dim, n), X.dtype)
-            f_value(x, lp, w, loss[lo:hi], z, np.uint64(n))
-            f_grad(x, lp, w, g, z, np.uint64(n))
-            with np.errstate(all="ignore"):  # Inf and NaN are outcomes, as in compiled code
-                np.multiply(g, g, out=g)
-                np.sqrt(np.add.reduce(g, axis=0), out=grad_norm[lo:hi])
-        return 0
+    def body(x: np.ndarray, lo: int, hi: int) -> None:
+        w = np.empty((lrows, hi - lo), X.dtype)
+        g = np.empty_like(x)
+        f_value(x, lp, w, loss[lo:hi], z, np.uint64(hi - lo))
+        f_grad(x, lp, w, g, z, np.uint64(hi - lo))
+        with np.errstate(all="ignore"):  # Inf and NaN are outcomes, as in compiled code
+            np.multiply(g, g, out=g)
+            np.sqrt(np.add.reduce(g, axis=0), out=grad_norm[lo:hi])
 
-    for_pieces((n_all + step - 1) // step, piece)
+    _over_columns(X, lrows + X.shape[0], body)
 
 
 def hessian_blocks(X: np.ndarray, lp: np.ndarray, lrows: int, H: np.ndarray, f_hess: Any) -> None:
     """H (N, D, D) Hessians at X (D, N) with the compiled ``f_hess``, modified in place."""
-    dim, n_all = X.shape
-    step = _eval_columns(lrows + dim * dim)
+    dim = X.shape[0]
     z = np.uint64(0)
 
-    def piece(b0: int, b1: int) -> int:
-        for lo in range(b0 * step, min(b1 * step, n_all), step):
-            hi = min(lo + step, n_all)
-            n = hi - lo
-            hb = np.empty((dim, dim, n), X.dtype)
-            f_hess(_columns(X, lo, hi), lp, np.empty((lrows, n), X.dtype), hb, z, np.uint64(n))
-            H[lo:hi] = hb.transpose(2, 0, 1)
-        return 0
+    def body(x: np.ndarray, lo: int, hi: int) -> None:
+        hb = np.empty((dim, dim, hi - lo), X.dtype)
+        f_hess(x, lp, np.empty((lrows, hi - lo), X.dtype), hb, z, np.uint64(hi - lo))
+        H[lo:hi] = hb.transpose(2, 0, 1)
 
-    for_pieces((n_all + step - 1) // step, piece)
+    _over_columns(X, lrows + dim * dim, body)

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from .._jit import BLOCK
 from ..landscapes.base import Landscape
 
 
@@ -38,7 +37,6 @@ class LandscapeFunctions:
     params: Mapping[str, Any]
     dim: int
     dtype: str = "float64"
-    block: int = BLOCK
     p: np.ndarray = field(init=False, repr=False)
     rows: int = field(init=False)
 

@@ -101,11 +101,11 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def pieces(n: int, threads: int, min_size: int = 1) -> list[tuple[int, int]]:
-    """``[0, n)`` cut into at most ``PIECES_PER_THREAD * threads`` contiguous pieces of >= ``min_size``."""
+def pieces(n: int, threads: int) -> list[tuple[int, int]]:
+    """``[0, n)`` cut into at most ``PIECES_PER_THREAD * threads`` contiguous, non-empty pieces."""
     if n <= 0:
         return []
-    k = max(1, min(PIECES_PER_THREAD * threads, n // max(1, min_size)))
+    k = max(1, min(PIECES_PER_THREAD * threads, n))
     edges = [n * j // k for j in range(k + 1)]
     return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
@@ -141,7 +141,7 @@ def on_threads(threads: int, fn: Callable[[], int]) -> int:
     return total
 
 
-def for_pieces(n: int, fn: Callable[[int, int], int], threads: int | None = None, min_size: int = 1) -> int:
+def for_pieces(n: int, fn: Callable[[int, int], int], threads: int | None = None) -> int:
     """``sum(fn(lo, hi))`` over pieces of ``[0, n)``, run on ``threads`` threads (this one among them).
 
     ``fn`` must release the GIL for the threads to overlap (a ``nogil`` kernel) and must
@@ -149,7 +149,7 @@ def for_pieces(n: int, fn: Callable[[int, int], int], threads: int | None = None
     the other threads have stopped).
     """
     threads = get_threads() if threads is None else threads
-    work = pieces(n, threads, min_size)
+    work = pieces(n, threads)
     if threads <= 1 or len(work) <= 1:
         return sum(fn(a, b) for a, b in work)
     claim = itertools.count()  # next() of a count is atomic under the GIL
